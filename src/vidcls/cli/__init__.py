@@ -1,0 +1,29 @@
+"""The `vidcls` command: one typer app, one module per command group.
+
+Each command module registers its commands on `app` when imported; commands parse
+arguments, call one library function and render the result. Known errors
+(`VidclsError`) become one red line and exit code 1; set VIDCLS_DEBUG=1 for the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from vidcls.cli._app import app, console_err
+from vidcls.errors import VidclsError
+
+# Command modules register themselves on `app` at import.
+from vidcls.cli import data as _data  # noqa: E402,F401
+from vidcls.cli import train as _train  # noqa: E402,F401
+
+
+def main() -> None:
+    """Entry point of the `vidcls` script."""
+    try:
+        app()
+    except VidclsError as error:
+        if os.environ.get("VIDCLS_DEBUG"):
+            raise
+        console_err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)

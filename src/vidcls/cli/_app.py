@@ -1,0 +1,16 @@
+"""The shared typer app and consoles every command module uses."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="vidcls",
+    help="Turn a folder of labelled videos into a video classifier: train, evaluate, predict, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+console_err = Console(stderr=True)

@@ -1,0 +1,46 @@
+"""`vidcls train`: fine-tune or train from scratch."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidcls.cli._app import app, console, console_err
+from vidcls.cli.data import render_bad_files
+from vidcls.train import TrainConfig, train as run_training
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
+    model: Annotated[str, typer.Option(help="Preset (tiny, base), local model directory or hub id.")] = "tiny",
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate [default: 1e-3 presets, 5e-5 fine-tuning].")] = None,
+    num_frames: Annotated[Optional[int], typer.Option(help="Frames per clip [default: the model's].")] = None,
+    sample_rate: Annotated[Optional[int], typer.Option(help="Take every n-th frame [default: 4].")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Data loader processes [default: cores, max 4].")] = None,
+    seed: int = 0,
+    flip: Annotated[bool, typer.Option(help="Random horizontal flip (turn off when left/right matters).")] = True,
+    early_stopping: Annotated[Optional[int], typer.Option(help="Stop after N epochs without better val accuracy.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in OUTPUT from its last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a previous run in OUTPUT.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 [default: cuda if present].")] = None,
+) -> None:
+    """Train a video classifier; OUTPUT ends as a transformers model directory."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = TrainConfig(
+        data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+        num_frames=num_frames, sample_rate=sample_rate, workers=workers, seed=seed, flip=flip,
+        early_stopping=early_stopping, resume=resume, overwrite=overwrite, device=device,
+    )
+    result = run_training(config)
+    render_bad_files(result.bad_files)
+    accuracy = "n/a (no val split)" if result.best_val_accuracy is None else f"{result.best_val_accuracy:.3f}"
+    console.print(
+        f"[green]saved[/] {result.output} (best epoch {result.best_epoch}, val accuracy {accuracy})", highlight=False
+    )

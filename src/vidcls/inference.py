@@ -1,0 +1,53 @@
+"""The one place a batch of uint8 views meets the model: device, precision, normalisation.
+
+Training's validation, `evaluate`, `predict` and the server all call `video_probabilities`,
+so a video is scored the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from vidcls.transforms import ClipSpec, normalize_batch
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """The requested device, else CUDA when there is one, else the CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 mixed precision on CUDA; full precision on the CPU (where bf16 is slower here)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def model_logits(model: torch.nn.Module, clips: torch.Tensor, spec: ClipSpec) -> torch.Tensor:
+    """Logits for uint8 clips (N, T, C, H, W) already on the model's device."""
+    device = clips.device
+    with autocast(device):
+        return model(pixel_values=normalize_batch(clips, spec)).logits.float()
+
+
+@torch.inference_mode()
+def video_probabilities(
+    model: torch.nn.Module, views: torch.Tensor, spec: ClipSpec, max_clips_per_forward: int = 64
+) -> torch.Tensor:
+    """Class probabilities per video, softmax averaged over its views.
+
+    ``views`` is uint8 (videos, views, T, C, H, W) on any device; views are the clips x
+    crops of each video, as VideoMAE and mmaction2 test.
+    """
+    device = next(model.parameters()).device
+    videos, num_views = views.shape[:2]
+    flat = views.reshape(videos * num_views, *views.shape[2:])
+    probs = []
+    for start in range(0, flat.shape[0], max_clips_per_forward):
+        chunk = flat[start : start + max_clips_per_forward].to(device, non_blocking=True)
+        probs.append(model_logits(model, chunk, spec).softmax(-1))
+    return torch.cat(probs).view(videos, num_views, -1).mean(1).cpu()

@@ -1,0 +1,280 @@
+"""Fine-tune (or train from scratch) a video classifier on a dataset folder.
+
+The loop reads top to bottom: build data and model, then per epoch train, validate, log,
+checkpoint, keep the best. The output folder ends as an ordinary transformers model
+directory (best weights by validation accuracy) plus `metrics.jsonl`, `training_curve.png`
+and `checkpoints/last.pt`, from which `resume=True` continues after a kill.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from vidcls.datasets import EvalClipDataset, TrainClipDataset, collate_eval
+from vidcls.errors import OutputExistsError, VidclsError
+from vidcls.inference import autocast, model_logits, pick_device, video_probabilities
+from vidcls.layout import BadFile, DatasetIndex, discover_dataset
+from vidcls.models import PRESETS, LoadedModel, create_model, save_model
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = Path("checkpoints") / "last.pt"
+METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "training_curve.png"
+ARGS_FILE = "train_args.json"
+# What a training run writes; --overwrite removes these and nothing else.
+OUTPUT_ENTRIES = (
+    "config.json", "model.safetensors", "preprocessor_config.json", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; saved as `train_args.json` beside the model."""
+
+    data: str
+    output: str
+    model: str = "tiny"
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float | None = None  # None: 1e-3 from scratch (presets), 5e-5 to fine-tune, as the guide
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.1
+    num_frames: int | None = None
+    sample_rate: int | None = None
+    workers: int | None = None  # None: one per core, at most 4
+    seed: int = 0
+    flip: bool = True
+    val_ratio: float = 0.15
+    test_ratio: float = 0.15
+    early_stopping: int | None = None  # stop after this many epochs without a better val accuracy
+    resume: bool = False
+    overwrite: bool = False
+    device: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What a run produced, as plain data."""
+
+    output: str
+    best_epoch: int
+    best_val_accuracy: float | None
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+    bad_files: list[BadFile] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+def default_workers() -> int:
+    return min(os.cpu_count() or 1, 4)
+
+
+def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to touch a used folder unless told; --overwrite removes only what training writes."""
+    if resume:
+        if not (output / CHECKPOINT).is_file():
+            raise VidclsError(f"{output}: nothing to resume (no {CHECKPOINT}); drop --resume to start a new run")
+        return
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(
+                f"{output} already exists and is not empty; pass --overwrite to replace a previous run "
+                "or --resume to continue it"
+            )
+        for name in OUTPUT_ENTRIES:
+            target = output / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    output.mkdir(parents=True, exist_ok=True)
+
+
+def build_loaders(index: DatasetIndex, loaded: LoadedModel, config: TrainConfig, device: torch.device):
+    """Training loader (uint8 clips, shuffled) and validation loader (centre clip, or None)."""
+    workers = default_workers() if config.workers is None else config.workers
+    common = dict(
+        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+    )
+    train_set = TrainClipDataset(index.split("train"), index.label2id, loaded.spec, flip=config.flip)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator, **common)
+    val_records = index.splits.get("val") or []
+    val_loader = None
+    if val_records:
+        val_set = EvalClipDataset(val_records, loaded.spec)
+        val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate_eval, **common)
+    return train_loader, val_loader
+
+
+def lr_schedule(total_steps: int, warmup_ratio: float):
+    """Linear warm-up then cosine decay to zero, as a LambdaLR factor."""
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def validation_accuracy(model, loader, labels: list[str], index_records, label2id, spec) -> float:
+    """Top-1 accuracy on the validation loader (videos that fail to decode are left out)."""
+    model.eval()
+    correct = total = 0
+    for views, positions, _failed in loader:
+        if views is None:
+            continue
+        predicted = video_probabilities(model, views, spec).argmax(-1)
+        truth = torch.tensor([label2id[index_records[i].label] for i in positions])
+        correct += int((predicted == truth).sum())
+        total += len(positions)
+    return correct / total if total else float("nan")
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, spec, device, epoch: int, progress: bool) -> dict:
+    """One pass over the training loader; returns loss, clips/s and the share of time spent waiting for data."""
+    model.train()
+    losses, clips, wait = [], 0, 0.0
+    start = fetch_start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
+    for clip_batch, labels in bar:
+        wait += time.perf_counter() - fetch_start
+        clip_batch = clip_batch.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        loss = torch.nn.functional.cross_entropy(model_logits(model, clip_batch, spec), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        clips += len(labels)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", clips_s=f"{clips / (time.perf_counter() - start):.1f}")
+        fetch_start = time.perf_counter()
+    elapsed = time.perf_counter() - start
+    return {
+        "train_loss": float(np.mean(losses)),
+        "clips_per_s": clips / elapsed,
+        "data_wait_fraction": wait / elapsed,
+        "lr": scheduler.get_last_lr()[0],
+        "epoch_seconds": elapsed,
+    }
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically, so a kill during the write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def plot_training_curve(history: list[dict], out: Path) -> None:
+    """Loss and validation accuracy per epoch, as a PNG a person can glance at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    figure, loss_axis = plt.subplots(figsize=(6, 3.5))
+    loss_axis.plot(epochs, [row["train_loss"] for row in history], "o-", color="tab:blue", label="train loss")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("train loss", color="tab:blue")
+    accuracy = [row.get("val_accuracy") for row in history]
+    if any(a is not None for a in accuracy):
+        accuracy_axis = loss_axis.twinx()
+        accuracy_axis.plot(epochs, accuracy, "s-", color="tab:orange", label="val accuracy")
+        accuracy_axis.set_ylabel("val accuracy", color="tab:orange")
+        accuracy_axis.set_ylim(0, 1.02)
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run a training job end to end (see the module docstring)."""
+    output = Path(config.output)
+    prepare_output(output, config.resume, config.overwrite)
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
+    loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate)
+    model = loaded.model.to(device)
+    lr = config.lr or (1e-3 if config.model in PRESETS else 5e-5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    train_loader, val_loader = build_loaders(index, loaded, config, device)
+    total_steps = config.epochs * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(total_steps, config.warmup_ratio))
+    state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
+    if config.resume:
+        state = _restore(output / CHECKPOINT, model, optimizer, scheduler, index.labels)
+        logger.info("resuming %s after epoch %d", output, state["epoch"])
+    (output / ARGS_FILE).write_text(json.dumps({**asdict(config), "lr": lr, "labels": index.labels}, indent=2))
+    val_records = index.splits.get("val") or []
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        row = {"epoch": epoch, **train_one_epoch(model, train_loader, optimizer, scheduler, loaded.spec, device, epoch, config.progress)}
+        if val_loader is not None:
+            row["val_accuracy"] = validation_accuracy(model, val_loader, index.labels, val_records, index.label2id, loaded.spec)
+        _record_epoch(output, loaded, state, row)
+        save_checkpoint(output / CHECKPOINT, {
+            **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "labels": index.labels, "torch_rng": torch.get_rng_state(),
+        })
+        if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
+            logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
+            break
+    return TrainResult(
+        output=str(output), best_epoch=state["best_epoch"], best_val_accuracy=state["best_val_accuracy"],
+        epochs_run=state["epoch"], history=state["history"], bad_files=index.bad_files, labels=index.labels,
+    )
+
+
+def _record_epoch(output: Path, loaded: LoadedModel, state: dict, row: dict) -> None:
+    """Log the epoch, and save the model as the output when it is the best so far."""
+    accuracy = row.get("val_accuracy")
+    best = state["best_val_accuracy"]
+    # Without validation data every epoch counts as best, so the output holds the last one.
+    improved = accuracy is None or best is None or (not math.isnan(accuracy) and accuracy > best)
+    row["best"] = improved
+    state["epoch"] = row["epoch"]
+    state["history"].append(row)
+    if improved:
+        state.update(best_val_accuracy=accuracy, best_epoch=row["epoch"], stale_epochs=0)
+        save_model(loaded, output)
+    else:
+        state["stale_epochs"] += 1
+    # Rewritten whole from the history, so a resumed run never repeats an epoch's line.
+    (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state["history"]))
+    plot_training_curve(state["history"], output / CURVE_FILE)
+    logger.info("epoch %d: %s", row["epoch"], json.dumps(row))
+
+
+def _restore(path: Path, model, optimizer, scheduler, labels: list[str]) -> dict:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if checkpoint["labels"] != labels:
+        raise VidclsError(
+            f"{path}: the checkpoint was trained on classes {checkpoint['labels']}, the data now has {labels}"
+        )
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    return {key: checkpoint[key] for key in ("epoch", "best_val_accuracy", "best_epoch", "stale_epochs", "history")}

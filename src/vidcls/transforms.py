@@ -1,0 +1,116 @@
+"""Frame operations between decoding and the model, kept in uint8 until the batch is on the device.
+
+The guide normalises full-size float frames in the data workers; here workers only crop and
+flip uint8 arrays (resizing already happened in swscale while decoding) and
+`normalize_batch` turns a whole uint8 batch into floats on the device, where it is cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The guide's random short-side scale (256-320 for a 224 crop), expressed relative to the crop.
+TRAIN_SCALE_RANGE = (256 / 224, 320 / 224)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything about the frames a model expects, resolved once from the model (and overrides)."""
+
+    num_frames: int = 16
+    sample_rate: int = 4
+    crop_size: int = 224
+    resize_short_side: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+def _crop(frames: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
+    return frames[:, top : top + size, left : left + size]
+
+
+def random_crop(frames: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``size`` x ``size`` window of (T, H, W, C) frames, the same for every frame."""
+    height, width = frames.shape[1:3]
+    top = int(rng.integers(0, height - size + 1))
+    left = int(rng.integers(0, width - size + 1))
+    return _crop(frames, top, left, size)
+
+
+def spatial_crops(frames: np.ndarray, size: int, num_crops: int) -> list[np.ndarray]:
+    """Centre crop, or three crops along the long side (start, centre, end) as mmaction2 tests."""
+    height, width = frames.shape[1:3]
+    centre_top, centre_left = (height - size) // 2, (width - size) // 2
+    if num_crops == 1:
+        return [_crop(frames, centre_top, centre_left, size)]
+    if num_crops != 3:
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    if width >= height:
+        return [_crop(frames, centre_top, left, size) for left in (0, centre_left, width - size)]
+    return [_crop(frames, top, centre_left, size) for top in (0, centre_top, height - size)]
+
+
+def to_clip_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, C) uint8 array -> (T, C, H, W) uint8 tensor, the layout VideoMAE takes."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+class TrainTransform:
+    """Random short-side scale (done by the decoder), random crop, optional horizontal flip."""
+
+    def __init__(self, spec: ClipSpec, flip: bool = True) -> None:
+        self.spec = spec
+        self.flip = flip
+        low, high = TRAIN_SCALE_RANGE
+        self.short_side_range = (round(spec.crop_size * low), round(spec.crop_size * high))
+
+    def decode_short_side(self, rng: np.random.Generator) -> int:
+        """The short side the decoder should resize to for this clip."""
+        return int(rng.integers(self.short_side_range[0], self.short_side_range[1] + 1))
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        clip = random_crop(frames, self.spec.crop_size, rng)
+        if self.flip and rng.random() < 0.5:
+            clip = clip[:, :, ::-1]
+        return to_clip_tensor(clip)
+
+
+class EvalTransform:
+    """Short-side resize (done by the decoder) and 1 or 3 deterministic crops."""
+
+    def __init__(self, spec: ClipSpec, num_crops: int = 1) -> None:
+        self.spec = spec
+        self.num_crops = num_crops
+
+    def decode_short_side(self) -> int:
+        """The decoder resizes so the short side is at least the crop."""
+        return max(self.spec.resize_short_side, self.spec.crop_size)
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        """(num_crops, T, C, H, W) uint8."""
+        crops = spatial_crops(frames, self.spec.crop_size, self.num_crops)
+        return torch.stack([to_clip_tensor(crop) for crop in crops])
+
+
+def normalize_batch(
+    batch: torch.Tensor, spec: ClipSpec, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """uint8 (..., C, H, W) on any device -> normalised floats: (x / 255 - mean) / std."""
+    shape = (3, 1, 1)
+    mean = torch.tensor(spec.mean, device=batch.device, dtype=torch.float32).view(shape) * 255
+    std = torch.tensor(spec.std, device=batch.device, dtype=torch.float32).view(shape) * 255
+    return ((batch.float() - mean) / std).to(dtype)
+
+
+def denormalize_to_uint8(pixels: torch.Tensor, spec: ClipSpec) -> torch.Tensor:
+    """Inverse of `normalize_batch`, for showing what the model sees."""
+    shape = (3, 1, 1)
+    mean = torch.tensor(spec.mean, device=pixels.device).view(shape)
+    std = torch.tensor(spec.std, device=pixels.device).view(shape)
+    return ((pixels.float() * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)

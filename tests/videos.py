@@ -1,0 +1,58 @@
+"""Tiny real videos for the tests, written with PyAV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+DIRECTIONS = {"MoveLeft": (-1, 0), "MoveRight": (1, 0), "MoveUp": (0, -1), "MoveDown": (0, 1)}
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "mpeg4") -> Path:
+    """Encode (T, H, W, 3) uint8 frames; the container follows the extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = 2_000_000
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def moving_square(direction: str, num_frames: int = 40, width: int = 96, height: int = 72, seed: int = 0) -> np.ndarray:
+    """A bright square crossing a dark background in one direction: learnable only from motion."""
+    rng = np.random.default_rng(seed)
+    dx, dy = DIRECTIONS[direction]
+    side = height // 3
+    background = rng.integers(0, 60, size=3)
+    colour = rng.integers(180, 256, size=3)
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    frames[:] = background
+    cx0 = rng.uniform(side, width - side) if dx == 0 else (side / 2 if dx > 0 else width - side / 2)
+    cy0 = rng.uniform(side, height - side) if dy == 0 else (side / 2 if dy > 0 else height - side / 2)
+    travel_x, travel_y = width - side, height - side
+    for t in range(num_frames):
+        cx = int(cx0 + dx * travel_x * t / (num_frames - 1))
+        cy = int(cy0 + dy * travel_y * t / (num_frames - 1))
+        frames[t, max(cy - side // 2, 0) : cy + side // 2, max(cx - side // 2, 0) : cx + side // 2] = colour
+    return frames
+
+
+def numbered_frames(num_frames: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """Frame t is filled with grey level 4*t (+ a bar), so a decoded frame tells its own index."""
+    frames = np.zeros((num_frames, height, width, 3), np.uint8)
+    for t in range(num_frames):
+        frames[t] = (4 * t) % 256
+    return frames
+
+
+def frame_index_of(frame: np.ndarray) -> int:
+    """Inverse of `numbered_frames` (robust to codec noise)."""
+    return int(round(float(frame.mean()) / 4))
