@@ -1,6 +1,8 @@
 """Map-style datasets over `VideoRecord`s, so an epoch is an epoch and `len()` works.
 
 Workers decode and crop in uint8; normalisation happens on the device (see transforms).
+A training clip's scale, crop and flip are drawn before decoding, so the decoder scales only
+the pixels the crop keeps (`video_io.read_clip`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from vidcls.errors import DatasetError, VideoReadError
 from vidcls.layout import VideoRecord
 from vidcls.sampling import random_clip_indices, uniform_clip_indices
 from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
-from vidcls.video_io import read_frames
+from vidcls.video_io import read_clip, read_frames
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,8 @@ class TrainClipDataset(Dataset):
 
     def _load(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
         indices = random_clip_indices(record.info.num_frames, self.spec.num_frames, self.spec.sample_rate, rng)
-        frames = read_frames(record.path, indices, short_side=self.transform.decode_short_side(rng))
-        return self.transform(frames, rng)
+        window = self.transform.sample_window(record.info.width, record.info.height, rng)
+        return torch.from_numpy(read_clip(record.path, indices, window))
 
 
 @dataclass

@@ -31,7 +31,7 @@ DEFAULT_SAMPLE_RATE = 4  # the guide's rate; saved with every model so inference
 PRESETS: dict[str, dict] = {
     # Small enough to learn the embedded motion dataset on 2 CPU cores in minutes.
     "tiny": dict(
-        image_size=64, patch_size=16, num_frames=8, tubelet_size=2, hidden_size=128,
+        image_size=64, patch_size=8, num_frames=8, tubelet_size=2, hidden_size=128,
         num_hidden_layers=4, num_attention_heads=4, intermediate_size=256, use_mean_pooling=True,
     ),
     # The VideoMAE-base architecture (MCG-NJU/videomae-base), untrained.

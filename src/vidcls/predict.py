@@ -4,25 +4,32 @@
 server share. Inference is three stages as in transformers' pipeline: `preprocess`
 (file -> uint8 views), forward (`video_probabilities`), `postprocess` (probabilities -> plain
 dicts). Unlike the pipeline, which reads only a video's first frames, the default looks at
-clips spread over the whole video.
+clips spread over the whole video; ``sampling="pipeline"`` reads the pipeline's frames instead,
+to compare with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator, Literal
 
 import numpy as np
 import torch
 
-from vidcls.datasets import load_eval_views
+from vidcls.errors import VideoReadError
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.models import LoadedModel, load_model
-from vidcls.sampling import window_clip_indices
-from vidcls.transforms import EvalTransform
-from vidcls.video_io import probe_video, read_frames
+from vidcls.sampling import pipeline_clip_indices, uniform_clip_indices, window_clip_indices
+from vidcls.transforms import ClipSpec, EvalTransform
+from vidcls.video_io import VIDEO_EXTENSIONS, VideoInfo, is_video_file, probe_video, read_frames
 
+# Clips per video at test time, here and in `evaluate`, so the accuracy it reports is what predict gives.
 DEFAULT_CLIPS = 4
+
+# "uniform": clips spread over the whole video (the default);
+# "pipeline": the first num_frames consecutive frames, what transformers' pipeline reads by default.
+Sampling = Literal["uniform", "pipeline"]
 
 
 @dataclass
@@ -35,6 +42,28 @@ class VideoPrediction:
     windows: list[dict] = field(default_factory=list)
 
 
+def clip_indices(info: VideoInfo, spec: ClipSpec, clips: int, sampling: Sampling = "uniform") -> list[np.ndarray]:
+    """The frame indices of each clip of a video (``sampling="pipeline"`` always gives one clip)."""
+    if sampling == "uniform":
+        return uniform_clip_indices(info.num_frames, spec.num_frames, spec.sample_rate, clips)
+    if sampling == "pipeline":
+        return [pipeline_clip_indices(spec.num_frames)]
+    raise ValueError(f"sampling must be 'uniform' or 'pipeline', got {sampling!r}")
+
+
+def read_views(path: str | Path, clips: list[np.ndarray], transform: EvalTransform) -> torch.Tensor:
+    """Decode all clips in one pass and crop them: uint8 (clips, crops, T, C, H, W)."""
+    frames = read_frames(path, np.concatenate(clips), short_side=transform.decode_short_side())
+    per_clip = frames.reshape(len(clips), -1, *frames.shape[1:])
+    return torch.stack([transform(clip) for clip in per_clip])
+
+
+def top_k_labels(probabilities: torch.Tensor, labels: list[str], top_k: int) -> list[dict]:
+    """Probabilities for one video -> [{"label", "score"}], best first."""
+    scores, ids = probabilities.topk(min(top_k, len(labels)))
+    return [{"label": labels[i], "score": float(s)} for s, i in zip(scores.tolist(), ids.tolist())]
+
+
 class VideoClassifier:
     """A loaded model and its clip settings, ready to classify files."""
 
@@ -43,22 +72,28 @@ class VideoClassifier:
         self.spec = self.loaded.spec
         self.labels = self.loaded.labels
 
-    def preprocess(self, path: str | Path, clips: int = DEFAULT_CLIPS, crops: int = 1) -> tuple[torch.Tensor, float]:
-        """uint8 views (1, clips * crops, T, C, H, W) spread over the whole video, and its duration."""
+    def preprocess(
+        self, path: str | Path, clips: int = DEFAULT_CLIPS, crops: int = 1, sampling: Sampling = "uniform"
+    ) -> tuple[torch.Tensor, float]:
+        """uint8 views (1, clips * crops, T, C, H, W) of one video, and its duration."""
         info = probe_video(path)
-        views = load_eval_views(path, info.num_frames, self.spec, clips, EvalTransform(self.spec, crops))
-        return views.unsqueeze(0), info.duration
+        views = read_views(path, clip_indices(info, self.spec, clips, sampling), EvalTransform(self.spec, crops))
+        return views.flatten(0, 1).unsqueeze(0), info.duration
 
     def postprocess(self, probabilities: torch.Tensor, top_k: int) -> list[dict]:
         """Probabilities for one video -> [{"label", "score"}], best first."""
-        scores, ids = probabilities.topk(min(top_k, len(self.labels)))
-        return [{"label": self.labels[i], "score": float(s)} for s, i in zip(scores.tolist(), ids.tolist())]
+        return top_k_labels(probabilities, self.labels, top_k)
 
     def predict(
-        self, path: str | Path, top_k: int = 5, clips: int = DEFAULT_CLIPS, window: float | None = None
+        self,
+        path: str | Path,
+        top_k: int = 5,
+        clips: int = DEFAULT_CLIPS,
+        window: float | None = None,
+        sampling: Sampling = "uniform",
     ) -> VideoPrediction:
         """Classify one file; raises `VideoReadError` naming the file when it cannot be read."""
-        views, duration = self.preprocess(path, clips)
+        views, duration = self.preprocess(path, clips, sampling=sampling)
         probabilities = video_probabilities(self.loaded.model, views, self.spec)[0]
         prediction = VideoPrediction(str(path), self.postprocess(probabilities, top_k), duration)
         if window:
@@ -71,12 +106,65 @@ class VideoClassifier:
             raise ValueError(f"window must be a positive number of seconds, got {window}")
         info = probe_video(path)
         windows = window_clip_indices(info.num_frames, info.fps, window, self.spec.num_frames, self.spec.sample_rate)
-        transform = EvalTransform(self.spec)
-        frames = read_frames(path, np.concatenate([w[2] for w in windows]), short_side=transform.decode_short_side())
-        per_window = frames.reshape(len(windows), self.spec.num_frames, *frames.shape[1:])
-        views = torch.stack([transform(clip) for clip in per_window])  # (windows, 1, T, C, H, W)
-        probabilities = video_probabilities(self.loaded.model, views, self.spec)
+        views = read_views(path, [indices for _, _, indices in windows], EvalTransform(self.spec))
+        probabilities = video_probabilities(self.loaded.model, views, self.spec)  # views: (windows, 1, T, C, H, W)
         return [
             {"start": round(start, 3), "end": round(end, 3), "top_k": self.postprocess(p, top_k)}
             for (start, end, _), p in zip(windows, probabilities)
         ]
+
+
+def videos_under(folder: Path) -> list[Path]:
+    """Every video file under ``folder``, recursively, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_video_file(p))
+
+
+def iter_predict(
+    model: str | Path | LoadedModel,
+    paths: Iterable[str | Path],
+    *,
+    top_k: int = 5,
+    clips: int = DEFAULT_CLIPS,
+    window: float | None = None,
+    sampling: Sampling = "uniform",
+    device: str | None = None,
+) -> Iterator[dict]:
+    """`predict`, one result at a time, so a caller can show each as soon as it is ready."""
+    classifier = VideoClassifier(model, device)
+    for path in map(Path, paths):
+        if not path.is_dir():
+            yield _predict_file(classifier, path, top_k=top_k, clips=clips, window=window, sampling=sampling)
+            continue
+        videos = videos_under(path)
+        if not videos:
+            yield {"path": str(path), "error": f"folder holds no video files (read: {' '.join(VIDEO_EXTENSIONS)})"}
+        for video in videos:
+            yield _predict_file(classifier, video, top_k=top_k, clips=clips, window=window, sampling=sampling)
+
+
+def _predict_file(classifier: VideoClassifier, path: Path, **options) -> dict:
+    """One file's prediction as a plain dict, or {"path", "error"} when it cannot be read."""
+    try:
+        return asdict(classifier.predict(path, **options))
+    except VideoReadError as error:
+        return {"path": str(path), "error": error.reason}
+
+
+def predict(
+    model: str | Path | LoadedModel,
+    paths: Iterable[str | Path],
+    *,
+    top_k: int = 5,
+    clips: int = DEFAULT_CLIPS,
+    window: float | None = None,
+    sampling: Sampling = "uniform",
+    device: str | None = None,
+) -> list[dict]:
+    """Classify files and folders of videos (searched recursively); a file that fails gives {"path", "error"}.
+
+    Each result is a plain dict: path, top_k ([{"label", "score"}]), duration (s) and windows
+    (per-``window``-seconds top-k, empty without ``window``). One bad file never stops the rest.
+    """
+    return list(iter_predict(
+        model, paths, top_k=top_k, clips=clips, window=window, sampling=sampling, device=device
+    ))

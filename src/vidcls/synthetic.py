@@ -35,20 +35,23 @@ FLAT_SPLIT = "all"
 """Key of `SyntheticDatasetSummary.counts` for the flat layout, which has no splits."""
 
 CLIPS_PER_GROUP = 4
-"""Groups hold 4 or 5 clips (UCF101 groups hold 4 to 7)."""
+"""Smallest usual group: groups hold 4 or 5 clips (UCF101 groups hold 4 to 7)."""
 MIN_GROUPS_PER_CLASS = len(SPLITS)
 VIDEO_NAME = re.compile(r"^v_(?P<label>[A-Za-z]+)_g(?P<group>\d{2,})_c(?P<clip>\d{2,})\.(?:avi|mp4)$")
 
 _FRAME_COUNTS = (50, 75)  # inclusive: 2 to 3 s at 25 fps, so a 64-frame span mostly fits
-_MOVE_SPEED = (0.005, 0.0085)  # short sides per frame: ~20% of the short side in 32 frames
-_ZOOM_RATE = (0.008, 0.012)  # log-size per frame: x1.3 in 32 frames
-_EDGE_MARGIN = 0.6  # centres stay this many radii inside the frame: the object stays >= ~85% visible
-_SHAPES = ("circle", "square", "triangle", "diamond")
-_CODECS: dict[str, tuple[str, dict[str, str]]] = {
-    # mpeg4 at a fixed quantiser of 3 (ffmpeg's -q:v 3; 118 is FF_QP2LAMBDA); x264 at CRF 18.
-    "avi": ("mpeg4", {"flags": "+qscale", "global_quality": str(3 * 118)}),
-    "mp4": ("libx264", {"crf": "18", "preset": "veryfast"}),
-}
+# Speeds trade clear motion in a short window against how much the FIRST frame tells: the
+# faster a path, the less room it has to start anywhere (a frame at a random time tells nothing).
+# Measured: at a third of these speeds `tiny` stayed near chance after 20 epochs; at these it
+# reaches >= 0.95 validation accuracy in about 10.
+_MOVE_SPEED = (0.010, 0.016)  # short sides per frame: 32-51% of the short side in 32 frames
+_ZOOM_RATE = (0.016, 0.024)  # log-size per frame: x1.7-2.2 in 32 frames
+_EDGE_MARGIN = 0.5  # centres stay this many radii inside the frame: the object stays >= ~80% visible
+_SHAPES = ("circle", "square", "triangle", "cross")
+# ffmpeg's -q:v 3 (near-transparent; 118 is FF_QP2LAMBDA) and x264 at CRF 18.
+_MPEG4 = ("mpeg4", {"flags": "+qscale", "global_quality": str(3 * 118)})
+_X264 = ("libx264", {"crf": "18", "preset": "veryfast"})
+_VIDEO_FORMATS = ("avi", "mp4")
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,15 @@ class _Difficulty:
     """Knobs that make the task easy or hard; sizes are diameters in short sides."""
 
     size: tuple[float, float]  # Move* diameters are drawn from it, Zoom* sweep inside it
-    textured: bool  # plain gently graded background vs. blotchy noise
-    contrast: tuple[float, float]  # object-minus-background brightness per channel (0-255)
+    textured: bool  # blotchy noise, else a plain gently graded background
+    contrast: tuple[float, float] | None  # |object - background| per channel; None: opposite
+    # halves of the brightness range (dark on light or light on dark, >= 55 apart per channel)
     distractors: tuple[int, int]  # inclusive range of randomly moving extra shapes
 
 
 _DIFFICULTIES = {
-    "easy": _Difficulty(size=(0.22, 0.55), textured=False, contrast=(55.0, 255.0), distractors=(0, 0)),
-    "hard": _Difficulty(size=(0.10, 0.25), textured=True, contrast=(40.0, 65.0), distractors=(1, 3)),
+    "easy": _Difficulty(size=(0.25, 0.5), textured=False, contrast=None, distractors=(0, 0)),
+    "hard": _Difficulty(size=(0.09, 0.27), textured=True, contrast=(40.0, 65.0), distractors=(1, 3)),
 }
 
 
@@ -128,15 +132,15 @@ def write_synthetic_dataset(
     `overwrite` is set and `out` holds only a previous synthetic dataset.
     """
     out = Path(out)
-    _check_settings(per_class, layout, video_format, difficulty, width, height, fps)
-    settings = {
-        "per_class": per_class, "seed": seed, "layout": layout, "video_format": video_format,
-        "difficulty": difficulty, "width": width, "height": height, "fps": fps,
-    }
+    _check_settings(per_class, seed, layout, video_format, difficulty, width, height, fps)
     _clear_output(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     # The marker goes first so an interrupted run can still be replaced with --overwrite.
-    (out / MARKER_NAME).write_text(json.dumps({"generator": "vidcls.synthetic", **settings}, indent=2) + "\n")
+    marker = {
+        "generator": "vidcls.synthetic", "per_class": per_class, "seed": seed, "layout": layout,
+        "video_format": video_format, "difficulty": difficulty, "width": width, "height": height, "fps": fps,
+    }
+    (out / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
     spec = _DIFFICULTIES[difficulty]
     counts: dict[str, dict[str, int]] = {}
     for class_index, label in enumerate(MOTION_CLASSES):
@@ -156,28 +160,29 @@ def write_synthetic_dataset(
 
 
 def _check_settings(
-    per_class: int, layout: str, video_format: str, difficulty: str, width: int, height: int, fps: int
+    per_class: int, seed: int, layout: str, video_format: str, difficulty: str, width: int, height: int,
+    fps: int,
 ) -> None:
     """Reject settings that would give an unusable dataset, before anything is written."""
+    if seed < 0:
+        raise DatasetError(f"seed must be 0 or more, not {seed}")
     if layout not in ("split", "flat"):
         raise DatasetError(f"layout must be 'split' or 'flat', not {layout!r}")
-    if video_format not in _CODECS:
-        raise DatasetError(f"video format must be one of {', '.join(_CODECS)}, not {video_format!r}")
+    if video_format not in _VIDEO_FORMATS:
+        raise DatasetError(f"video format must be one of {', '.join(_VIDEO_FORMATS)}, not {video_format!r}")
     if difficulty not in _DIFFICULTIES:
         raise DatasetError(f"difficulty must be one of {', '.join(_DIFFICULTIES)}, not {difficulty!r}")
     if width < 32 or height < 32 or width % 2 or height % 2:
         raise DatasetError(f"frame size must be even and at least 32x32 (yuv420p), not {width}x{height}")
     if fps < 1:
         raise DatasetError(f"fps must be at least 1, not {fps}")
-    minimum = MIN_GROUPS_PER_CLASS * CLIPS_PER_GROUP if layout == "split" else 1
-    if per_class < minimum:
+    if layout == "flat" and per_class < 1:
+        raise DatasetError(f"per_class must be at least 1, not {per_class}")
+    minimum = MIN_GROUPS_PER_CLASS * CLIPS_PER_GROUP
+    if layout == "split" and per_class < minimum:
         raise DatasetError(
-            f"per_class must be at least {minimum} for the {layout!r} layout, not {per_class}"
-            + (
-                f": clips come in groups of {CLIPS_PER_GROUP} and train, val and test each need a group of every class"
-                if layout == "split"
-                else ""
-            )
+            f"per_class must be at least {minimum} for the 'split' layout, not {per_class}: clips come in "
+            f"groups of {CLIPS_PER_GROUP} and train, val and test each need a group of every class"
         )
 
 
@@ -188,23 +193,26 @@ def _clear_output(out: Path, overwrite: bool) -> None:
     if not out.exists() or not any(out.iterdir()):
         return
     if not overwrite:
-        raise OutputExistsError(f"{out} is not empty; pass --overwrite to replace a previous synthetic dataset there")
+        raise OutputExistsError(
+            f"{out} is not empty; pass --overwrite to replace a previous synthetic dataset there"
+        )
+    if not (out / MARKER_NAME).is_file():
+        raise OutputExistsError(
+            f"{out} is not empty and has no {MARKER_NAME}, so it is not a vidcls synthetic dataset; "
+            "refusing to delete it: choose another folder"
+        )
     foreign = _first_foreign_file(out)
     if foreign is not None:
         raise OutputExistsError(
-            f"{out} does not hold only a vidcls synthetic dataset ({foreign} is not one of its files); "
+            f"{out} holds {foreign}, which the synthetic dataset generator does not write; "
             "refusing to delete it: choose another folder"
         )
     shutil.rmtree(out)
 
 
 def _first_foreign_file(out: Path) -> Path | None:
-    """The first file under `out` the generator would not have written, or None.
-
-    A folder without the marker is foreign as a whole (returned as the marker's path)."""
+    """The first file or link under `out` that the generator would not have written, or None."""
     marker = out / MARKER_NAME
-    if not marker.is_file():
-        return marker
     for path in sorted(out.rglob("*")):
         if path.is_symlink() or (path.is_file() and path != marker and not VIDEO_NAME.match(path.name)):
             return path
@@ -214,8 +222,9 @@ def _first_foreign_file(out: Path) -> Path | None:
 def _group_plan(per_class: int, layout: str) -> Iterator[tuple[int, str, int]]:
     """Yield (group number, split, clips in the group) for one class.
 
-    Groups hold CLIPS_PER_GROUP or one more clips; the last ~15% of groups go to test,
-    the ~15% before them to val, so a group (one look) never lands in two splits."""
+    Groups hold 4 or 5 clips (more or fewer only when per_class < 12); the last ~15% of
+    groups go to test, the ~15% before them to val, so a group (one look) never lands in
+    two splits."""
     groups = max(1, per_class // CLIPS_PER_GROUP)
     sizes = [per_class // groups + (1 if g < per_class % groups else 0) for g in range(groups)]
     held_out = max(1, round(0.15 * groups))
@@ -243,15 +252,16 @@ def _group_look(rng: np.random.Generator, spec: _Difficulty, width: int, height:
     sign = -1.0 if light else 1.0
 
     def look() -> _Look:
-        if spec.textured:
-            colour = base + sign * rng.uniform(*spec.contrast) + rng.uniform(-10, 10, 3)
-        else:  # easy: the opposite half of the brightness range, any hue
+        if spec.contrast is None:
             colour = rng.uniform(0, 80, 3) if light else rng.uniform(170, 255, 3)
+        else:
+            colour = base + sign * rng.uniform(*spec.contrast) + rng.uniform(-10, 10, 3)
         shape = str(rng.choice(_SHAPES))
         return _Look(shape, float(rng.uniform(0, 2 * np.pi)), np.clip(colour, 0, 255).astype(np.float32))
 
     main = look()
-    distractors = tuple(look() for _ in range(int(rng.integers(spec.distractors[0], spec.distractors[1] + 1))))
+    count = int(rng.integers(spec.distractors[0], spec.distractors[1] + 1))
+    distractors = tuple(look() for _ in range(count))
     return _GroupLook(background, main, distractors)
 
 
@@ -266,7 +276,8 @@ def _graded_background(rng: np.random.Generator, base: np.ndarray, width: int, h
 def _textured_background(rng: np.random.Generator, base: np.ndarray, width: int, height: int) -> np.ndarray:
     """Blotches at two scales plus fine grain: clutter the object must be told apart from."""
     cell = max(4, min(width, height) // 10)
-    texture = 22 * _smooth_noise(rng, width, height, cell) + 12 * _smooth_noise(rng, width, height, max(2, cell // 4))
+    texture = 22 * _smooth_noise(rng, width, height, cell)
+    texture += 12 * _smooth_noise(rng, width, height, max(2, cell // 4))
     texture += rng.uniform(-6, 6, (height, width))
     return np.clip(base + texture[..., None], 0, 255).astype(np.float32)
 
@@ -299,42 +310,44 @@ def _clip_frames(
 def _main_sprite(
     label: str, look: _Look, spec: _Difficulty, rng: np.random.Generator, frames: int, width: int, height: int
 ) -> _Sprite:
-    """The labelled shape's path. Each pair of classes draws one path and plays it forwards or
-    backwards, which makes the two classes' per-frame distributions identical."""
+    """The labelled shape's path, inside the frame's central square.
+
+    Each pair of classes draws one path and plays it forwards or backwards, which makes the
+    two classes' per-frame distributions identical; the square makes horizontal and vertical
+    paths alike and keeps the action in view of resize-then-centre-crop pipelines (VideoMAE's)."""
     short = min(width, height)
+    left, top = (width - short) / 2, (height - short) / 2
     low, high = (math.log(d * short / 2) for d in spec.size)
     if label.startswith("Zoom"):
         radii = np.exp(_linear_path(rng, frames, low, high, rng.uniform(*_ZOOM_RATE)))
         radii = radii if label == "ZoomIn" else radii[::-1]
         margin = _EDGE_MARGIN * radii.max()
-        xs = np.full(frames, rng.uniform(margin, width - margin))
-        ys = np.full(frames, rng.uniform(margin, height - margin))
+        xs = np.full(frames, left + rng.uniform(margin, short - margin))
+        ys = np.full(frames, top + rng.uniform(margin, short - margin))
         return _Sprite(look, xs, ys, radii)
     radius = math.exp(rng.uniform(low, high))
     margin = _EDGE_MARGIN * radius
-    speed = rng.uniform(*_MOVE_SPEED) * short
-    horizontal = label in ("MoveLeft", "MoveRight")
-    along, across = (width, height) if horizontal else (height, width)
-    path = _linear_path(rng, frames, margin, along - margin, speed)
+    path = _linear_path(rng, frames, margin, short - margin, rng.uniform(*_MOVE_SPEED) * short)
     path = path if label in ("MoveRight", "MoveDown") else path[::-1]
-    still = np.full(frames, rng.uniform(margin, across - margin))
-    xs, ys = (path, still) if horizontal else (still, path)
-    return _Sprite(look, xs, ys, np.full(frames, radius))
+    still = np.full(frames, rng.uniform(margin, short - margin))
+    if label in ("MoveLeft", "MoveRight"):
+        return _Sprite(look, left + path, top + still, np.full(frames, radius))
+    return _Sprite(look, left + still, top + path, np.full(frames, radius))
 
 
 def _linear_path(rng: np.random.Generator, frames: int, low: float, high: float, step: float) -> np.ndarray:
     """Increasing values `step` apart (less if [low, high] is too short), placed uniformly in
     [low, high]: a path that never leaves its range, so nothing bounces or wraps."""
     travel = min(step * (frames - 1), high - low)
-    start = rng.uniform(low, high - travel)
+    start = rng.uniform(low, max(low, high - travel))  # max(): rounding when travel == high - low
     return start + np.linspace(0.0, travel, frames)
 
 
 def _distractor_sprite(
     look: _Look, main: _Sprite, rng: np.random.Generator, frames: int, width: int, height: int
 ) -> _Sprite:
-    """A smaller shape drifting in a random direction; it passes the frame centre region mid-clip
-    and may leave the frame, so it cannot be mistaken for the labelled motion by position alone."""
+    """A smaller shape drifting straight in a random direction (so its motion says nothing about
+    the label), at a random point of the frame mid-clip; it may leave the frame."""
     radius = float(np.median(main.radii)) * rng.uniform(0.4, 0.7)
     angle = rng.uniform(0, 2 * np.pi)
     speed = rng.uniform(*_MOVE_SPEED) * min(width, height)
@@ -345,8 +358,8 @@ def _distractor_sprite(
 
 
 def _paint(frame: np.ndarray, sprite: _Sprite, t: int) -> None:
-    """Blend the sprite into `frame` in place, anti-aliased over one pixel, touching only its bounding box
-    (sub-pixel motion then shows as smooth edge changes instead of one-pixel jumps)."""
+    """Blend the sprite into `frame` in place, touching only its bounding box. Edges are
+    anti-aliased over one pixel, so sub-pixel motion shows as smooth change, not 1-px jumps."""
     cx, cy, radius = float(sprite.xs[t]), float(sprite.ys[t]), float(sprite.radii[t])
     reach = 1.3 * radius + 2
     x0, x1 = max(0, int(cx - reach)), min(frame.shape[1], int(cx + reach) + 1)
@@ -369,8 +382,10 @@ def _signed_distance(look: _Look, dx: np.ndarray, dy: np.ndarray, radius: float)
     u, v = cos * dx + sin * dy, cos * dy - sin * dx
     if look.shape == "square":
         return np.maximum(np.abs(u), np.abs(v)) - 0.8 * radius
-    if look.shape == "diamond":
-        return (np.abs(u) + np.abs(v) - radius) / math.sqrt(2)
+    if look.shape == "cross":  # union of two bars: the nearer bar's distance
+        abs_u, abs_v = np.abs(u), np.abs(v)
+        horizontal = np.maximum(abs_u - radius, abs_v - 0.35 * radius)
+        return np.minimum(horizontal, np.maximum(abs_u - 0.35 * radius, abs_v - radius))
     # Equilateral triangle with circumradius 1.2 * radius: three edges whose outward normals
     # point at 90, 210 and 330 degrees; the inradius is half the circumradius.
     half_root3 = math.sqrt(3) / 2
@@ -383,10 +398,20 @@ def _encode(
 ) -> None:
     """Encode RGB frames to `path` as yuv420p with the codec of `video_format`, at high quality
     so compression does not smear the motion the classes are about."""
-    codec, options = _CODECS[video_format]
+    codec, options = _codec(video_format)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for rgb in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(stream.encode())
+
+
+def _codec(video_format: str) -> tuple[str, dict[str, str]]:
+    """The encoder and its options: MPEG-4 Part 2 for avi (as UCF101 ships), H.264 for mp4.
+
+    PyAV wheels bundle libx264; an ffmpeg built without it gets MPEG-4 Part 2 in the mp4
+    container instead, which every decoder vidcls uses still reads."""
+    if video_format == "mp4" and "libx264" in av.codecs_available:
+        return _X264
+    return _MPEG4

@@ -3,6 +3,8 @@
 The guide normalises full-size float frames in the data workers; here workers only crop and
 flip uint8 arrays (resizing already happened in swscale while decoding) and
 `normalize_batch` turns a whole uint8 batch into floats on the device, where it is cheap.
+Training goes one step further: `TrainTransform.sample_window` draws the scale, crop and flip
+before decoding, and the decoder (`video_io.read_clip`) produces just those pixels.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from vidcls.video_io import ClipWindow, resized_dims
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,6 +77,20 @@ class TrainTransform:
     def decode_short_side(self, rng: np.random.Generator) -> int:
         """The short side the decoder should resize to for this clip."""
         return int(rng.integers(self.short_side_range[0], self.short_side_range[1] + 1))
+
+    def sample_window(self, width: int, height: int, rng: np.random.Generator) -> ClipWindow:
+        """Scale, crop and flip for one clip of a ``width`` x ``height`` video, drawn before decoding.
+
+        The same draws, in the same order, as `decode_short_side` followed by `__call__`, so a
+        seed picks the same window either way.
+        """
+        short_side = self.decode_short_side(rng)
+        resized_w, resized_h = resized_dims(width, height, short_side)
+        size = self.spec.crop_size
+        top = int(rng.integers(0, resized_h - size + 1))
+        left = int(rng.integers(0, resized_w - size + 1))
+        flip = bool(self.flip and rng.random() < 0.5)
+        return ClipWindow(short_side, top, left, size, flip)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         clip = random_crop(frames, self.spec.crop_size, rng)

@@ -16,6 +16,10 @@ from vidcls.errors import VidclsError
 # Command modules register themselves on `app` at import.
 from vidcls.cli import data as _data  # noqa: E402,F401
 from vidcls.cli import train as _train  # noqa: E402,F401
+from vidcls.cli import sample as _sample  # noqa: E402,F401
+from vidcls.cli import evaluate as _evaluate  # noqa: E402,F401
+from vidcls.cli import predict as _predict  # noqa: E402,F401
+from vidcls.cli import preview as _preview  # noqa: E402,F401
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ import typer
 
 from vidcls.cli._app import app, console, console_err
 from vidcls.cli.data import render_bad_files
-from vidcls.train import TrainConfig, train as run_training
 
 
 @app.command()
@@ -32,6 +31,8 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 [default: cuda if present].")] = None,
 ) -> None:
     """Train a video classifier; OUTPUT ends as a transformers model directory."""
+    from vidcls.train import TrainConfig, train as run_training  # torch loads only when a command needs it
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(
         data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, lr=lr,

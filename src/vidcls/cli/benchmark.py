@@ -1,0 +1,46 @@
+"""`vidcls benchmark`: loader, training-step and prediction speed, against the guide and transformers' pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from vidcls.benchmark import run_benchmark
+from vidcls.cli._app import app, console_err
+
+
+def _targets_table(result: dict) -> Table:
+    table = Table(title="issue 5 targets", title_justify="left")
+    for column in ("figure", "value", "target", "result"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for name, target in result["targets"].items():
+        verdict = "[green]pass[/]" if target["pass"] else "[red]fail[/]"
+        table.add_row(name, f"{target['value']:.3g}", target["target"], verdict)
+    return table
+
+
+@app.command()
+def benchmark(
+    data: Annotated[Path, typer.Argument(help="Dataset folder, e.g. from `vidcls sample --per-class 12`.")],
+    model: Annotated[str, typer.Option(help="Preset (tiny, base), local model directory or hub id.")] = "tiny",
+    videos: Annotated[int, typer.Option(min=1, help="Files used by every measurement.")] = 48,
+    batches: Annotated[int, typer.Option(min=1, help="Measured batches for the loader and the training step.")] = 30,
+    warmup_batches: Annotated[int, typer.Option(min=0, help="Batches run first and not counted.")] = 2,
+    workers: Annotated[Optional[int], typer.Option(help="Data loader processes [default: cores, max 4].")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 [default: cuda if present].")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the full result to this file.")] = None,
+) -> None:
+    """Measure loader clips/s, training data wait and predict vs transformers' pipeline; JSON on stdout."""
+    with console_err.status("Benchmarking (a few minutes)..."):
+        result = run_benchmark(
+            data, model, videos=videos, batches=batches, warmup_batches=warmup_batches, workers=workers, device=device
+        )
+    text = json.dumps(result, indent=2)
+    if json_out:
+        json_out.write_text(text + "\n")
+    typer.echo(text)
+    console_err.print(_targets_table(result))  # stderr: stdout stays pure JSON

@@ -1,0 +1,74 @@
+"""`vidcls eval`: score a model on a dataset split, optionally writing JSON and a Markdown report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from vidcls.cli._app import app, console, console_err
+from vidcls.evaluate import EvaluationResult, evaluate
+from vidcls.predict import DEFAULT_CLIPS
+from vidcls.report import write_report
+
+
+def _summary(result: EvaluationResult) -> str:
+    top5 = "n/a" if result.top5 is None else f"{result.top5:.3f}"
+    return (
+        f"[bold]{result.num_videos} videos[/] of split {result.split}, "
+        f"{result.clips}x{result.crops} views (clips x crops): top-1 [bold]{result.top1:.3f}[/], top-5 {top5}, "
+        f"mean class accuracy {result.mean_class_accuracy:.3f} ({result.videos_per_s:.1f} videos/s)"
+    )
+
+
+def _per_class_table(result: EvaluationResult) -> Table:
+    table = Table(title="per class", title_justify="left")
+    table.add_column("class")
+    for column in ("precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    for label, s in result.per_class.items():
+        table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
+    return table
+
+
+def _say(text: str, to_stderr: bool = False) -> None:
+    """One unwrapped line, so paths stay whole for copying."""
+    (console_err if to_stderr else console).print(text, highlight=False, soft_wrap=True)
+
+
+@app.command(name="eval")
+def evaluate_command(
+    model: Annotated[str, typer.Argument(help="Trained model directory or hub id.")],
+    data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
+    split: Annotated[str, typer.Option(help="Split to score: train, val or test.")] = "test",
+    clips: Annotated[
+        int, typer.Option(min=1, help="Clips spread over each video (VideoMAE: 5 on Kinetics and UCF101).")
+    ] = DEFAULT_CLIPS,
+    crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Videos per forward batch.")] = 8,
+    workers: Annotated[Optional[int], typer.Option(help="Data loader processes (default: cores, max 4).")] = None,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Write every figure and prediction to this JSON file.")
+    ] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="Write report.md, report.json and the confusion matrix to this folder.")
+    ] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present).")] = None,
+) -> None:
+    """Evaluate a model on a dataset split: accuracy, per-class scores, confusion matrix."""
+    result = evaluate(
+        model, data, split=split, clips=clips, crops=crops, batch_size=batch_size, workers=workers, device=device,
+        progress=True,
+    )
+    _say(_summary(result))
+    console.print(_per_class_table(result))
+    for failure in result.failed:
+        _say(f"[yellow]failed[/] {failure['path']}: {failure['reason']}", to_stderr=True)
+    if json_out:
+        json_out.write_text(json.dumps(result.as_dict(), indent=2))
+        _say(f"[green]wrote[/] {json_out}")
+    if report:
+        _say(f"[green]wrote[/] {write_report(result, report)['markdown']}")

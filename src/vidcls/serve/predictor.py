@@ -1,0 +1,93 @@
+"""The model behind the HTTP API: one classifier, loaded once, shared by every request.
+
+A request's clips are decoded in a worker thread (at most one decode per core at a time, which
+also bounds the memory held by decoded views), then scored by the forward batcher together with
+whatever else is waiting. A timeline request goes through `VideoClassifier.predict(window=...)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import time
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import anyio
+import torch
+from fastapi import HTTPException
+from PIL import Image
+
+from vidcls.inference import video_probabilities
+from vidcls.predict import VideoClassifier
+from vidcls.serve.batching import ForwardBatcher
+from vidcls.serve.schemas import PredictOptions, PredictResponse
+
+MAX_WINDOWS = 512  # one decoded clip per window: bounds the work a single request can ask for
+THUMBNAIL_SIDE = 112
+
+T = TypeVar("T")
+
+
+def frame_strip(clip: torch.Tensor, max_side: int = THUMBNAIL_SIDE) -> list[str]:
+    """JPEG data URLs of a (T, C, H, W) uint8 clip: the frames as the model saw them, before normalising."""
+    urls = []
+    for frame in clip.permute(0, 2, 3, 1).numpy():
+        image = Image.fromarray(frame)
+        image.thumbnail((max_side, max_side))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        urls.append("data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return urls
+
+
+class Predictor:
+    """A `VideoClassifier` and the rules for sharing it between concurrent requests."""
+
+    def __init__(self, classifier: VideoClassifier, *, max_batch: int = 8, batch_wait_ms: float = 2.0) -> None:
+        self.classifier = classifier
+        self.batcher = ForwardBatcher(self._score, max_batch, batch_wait_ms)
+        self._decoders = anyio.CapacityLimiter(os.cpu_count() or 1)
+        name = classifier.loaded.name
+        # A local model directory is shown by its folder name, not the server's full path.
+        self.model_name = Path(name).name if Path(name).is_dir() else name
+        self.device = str(next(classifier.loaded.model.parameters()).device)
+
+    def running(self) -> AbstractAsyncContextManager:
+        """Serve requests (run the batcher) for the duration of the block."""
+        return self.batcher.running()
+
+    async def predict(self, path: Path, options: PredictOptions) -> PredictResponse:
+        """Top-k labels for the video at ``path``, with a timeline and frames when asked for."""
+        started = time.perf_counter()
+        views, duration = await self._in_worker(self.classifier.preprocess, path, options.clips)
+        if options.window:
+            top_k, windows = await self._timeline(path, duration, options)
+        else:
+            probabilities = await self.batcher.probabilities(views)
+            top_k, windows = self.classifier.postprocess(probabilities, options.top_k), []
+        frames = await self._in_worker(frame_strip, views[0, views.shape[1] // 2]) if options.frames else []
+        return PredictResponse(
+            model=self.model_name, top_k=top_k, duration=duration, windows=windows, frames=frames,
+            time_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+    async def _timeline(self, path: Path, duration: float, options: PredictOptions) -> tuple[list[dict], list[dict]]:
+        if duration / options.window > MAX_WINDOWS:
+            raise HTTPException(
+                422, f"window={options.window:g} s would cut this {duration:.0f} s video into more than "
+                f"{MAX_WINDOWS} windows; use at least {duration / MAX_WINDOWS:.2f} s.",
+            )
+        prediction = await self._in_worker(
+            self.classifier.predict, path, top_k=options.top_k, clips=options.clips, window=options.window
+        )
+        return prediction.top_k, prediction.windows
+
+    async def _in_worker(self, function: Callable[..., T], *args, **kwargs) -> T:
+        """Run CPU work (decoding, JPEG encoding) in a thread, no more at once than there are cores."""
+        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs), limiter=self._decoders)
+
+    def _score(self, views: torch.Tensor) -> torch.Tensor:
+        return video_probabilities(self.classifier.loaded.model, views, self.classifier.spec)

@@ -1,0 +1,56 @@
+"""The HTTP API's request options and response bodies, so /docs shows exactly what comes back."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+MAX_CLIPS = 32  # more clips cost linearly and stop changing the answer long before this
+
+
+class PredictOptions(BaseModel):
+    """How to classify an upload; sent as query parameters or as form fields next to the file."""
+
+    top_k: int = Field(5, ge=1, le=1000, description="How many labels to return, best first.")
+    clips: int = Field(4, ge=1, le=MAX_CLIPS, description="Clips spread over the video, averaged.")
+    window: float | None = Field(
+        None, gt=0, description="Also classify every WINDOW seconds and return the timeline."
+    )
+    frames: bool = Field(False, description="Return thumbnails of the centre clip's frames.")
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float = Field(description="Probability, 0 to 1.")
+
+
+class Window(BaseModel):
+    start: float = Field(description="Seconds from the start of the video.")
+    end: float
+    top_k: list[LabelScore]
+
+
+class PredictResponse(BaseModel):
+    model: str
+    top_k: list[LabelScore]
+    duration: float = Field(description="Length of the video in seconds.")
+    time_ms: float = Field(description="Decoding and inference time on the server, upload excluded.")
+    windows: list[Window] = Field(default_factory=list, description="Only when `window` was given.")
+    frames: list[str] = Field(
+        default_factory=list, description="JPEG data URLs of the frames the model saw, when `frames=true`."
+    )
+
+
+class HealthResponse(BaseModel):
+    status: str = "ok"
+    model: str
+    device: str
+    labels: int
+    max_upload_mb: float
+
+
+class LabelsResponse(BaseModel):
+    labels: list[str]
+
+
+class ErrorResponse(BaseModel):
+    detail: str

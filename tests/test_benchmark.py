@@ -1,0 +1,91 @@
+"""`run_benchmark` and `vidcls benchmark` on a few tiny videos: the result's keys and sane values, no timing thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from videos import moving_square, write_video
+from vidcls.benchmark import check_targets, run_benchmark, select_records
+
+FIGURES = (
+    "loader_clips_per_s", "train_clips_per_s", "data_wait_fraction", "predict_ms_per_video",
+    "pipeline_ms_per_video", "top1_agree", "peak_rss_mb",
+)
+TARGETS = ("loader_clips_per_s", "predict_speedup_vs_pipeline", "top1_agree", "data_wait_fraction")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench")
+    for label in ("MoveLeft", "MoveRight"):
+        for clip in (1, 2):
+            write_video(root / label / f"v_{label}_g01_c{clip:02d}.avi", moving_square(label, num_frames=40, seed=clip))
+    return root
+
+
+@pytest.fixture(scope="module")
+def result(tiny_data) -> dict:
+    return run_benchmark(tiny_data, "tiny", videos=4, batches=2, warmup_batches=1, batch_size=2, workers=0)
+
+
+def test_result_has_every_figure_and_sane_values(result):
+    for key in FIGURES:
+        assert isinstance(result[key], float), key
+    for key in ("loader_clips_per_s", "train_clips_per_s", "predict_ms_per_video", "pipeline_ms_per_video", "peak_rss_mb"):
+        assert result[key] > 0, key
+    assert 0 <= result["data_wait_fraction"] <= 1
+    assert 0 <= result["top1_agree"] <= 1
+    assert result["loader"]["clips"] == 4  # 2 batches of 2, after the warm-up batch
+    assert result["loader"]["batch_shape"] == [2, 16, 3, 224, 224]  # the guide's clips, uint8
+    assert result["loader"]["batch_dtype"] == "torch.uint8"
+    assert result["predict"]["videos"] == result["pipeline"]["videos"] == 4
+
+
+def test_result_records_machine_and_settings(result):
+    assert result["torch"] and result["device"] == "cpu" and result["cores"] >= 1
+    settings = result["settings"]
+    assert settings["model"] == "tiny" and settings["videos"] == 4 and settings["workers"] == 0
+    assert settings["loader_spec"]["num_frames"] == 16 and settings["loader_spec"]["sample_rate"] == 4
+    assert settings["loader_spec"]["crop_size"] == 224
+    assert settings["model_spec"]["num_frames"] == 8
+    assert settings["predict_frames"] == list(range(8))  # the pipeline's frames
+    assert settings["video_frames"] == {"min": 40, "mean": 40.0, "max": 40}
+    assert "fewer than 150 frames" in result["warning"]  # 40-frame files do not measure seeking
+    json.dumps(result)  # plain data
+
+
+def test_every_target_has_a_verdict(result):
+    assert set(result["targets"]) == set(TARGETS)
+    for target in result["targets"].values():
+        assert isinstance(target["pass"], bool) and isinstance(target["target"], str)
+
+
+def test_check_targets_thresholds():
+    good = {"loader_clips_per_s": 120.0, "pipeline_ms_per_video": 100.0, "predict_ms_per_video": 40.0,
+            "top1_agree": 1.0, "data_wait_fraction": 0.05}
+    assert all(t["pass"] for t in check_targets(good).values())
+    bad = {**good, "loader_clips_per_s": 50.0, "predict_ms_per_video": 60.0, "top1_agree": 0.9, "data_wait_fraction": 0.2}
+    assert not any(t["pass"] for t in check_targets(bad).values())
+
+
+def test_select_records_takes_classes_in_turn(tiny_data):
+    records, labels = select_records(tiny_data, 3)
+    assert labels == ["MoveLeft", "MoveRight"]
+    assert [r.label for r in records] == ["MoveLeft", "MoveRight", "MoveLeft"]
+
+
+def test_cli_prints_json_and_writes_the_file(tiny_data, tmp_path):
+    from typer.testing import CliRunner
+
+    import vidcls.cli.benchmark  # noqa: F401  (registers the command)
+    from vidcls.cli._app import app
+
+    out = tmp_path / "out.json"
+    args = ["benchmark", str(tiny_data), "--videos", "2", "--batches", "1", "--warmup-batches", "0", "--workers", "0"]
+    outcome = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert outcome.exit_code == 0, outcome.output
+    written = json.loads(out.read_text())
+    assert set(FIGURES) <= set(written) and written["settings"]["videos"] == 2

@@ -1,0 +1,108 @@
+"""Dataset discovery: layouts, label maps, group splits, leakage warnings and bad files."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import CLASSES
+from videos import moving_square, write_video
+from vidcls.errors import DatasetError
+from vidcls.layout import discover_dataset, group_of
+
+
+def _flat_dataset(root: Path, groups: int = 5, clips: int = 2) -> Path:
+    for label in CLASSES[:2]:
+        for group in range(1, groups + 1):
+            for clip in range(1, clips + 1):
+                write_video(root / label / f"v_{label}_g{group:02d}_c{clip:02d}.avi", moving_square(label, 12, 32, 24))
+    return root
+
+
+def test_split_layout_reads_labels_and_splits(motion_dataset):
+    index = discover_dataset(motion_dataset)
+    assert index.layout == "split"
+    assert index.labels == sorted(CLASSES)
+    assert index.label2id == {label: i for i, label in enumerate(sorted(CLASSES))}
+    assert {s: len(r) for s, r in index.splits.items()} == {"train": 18, "val": 6, "test": 6}
+    assert not index.bad_files and not index.leaked_groups
+    info = index.splits["train"][0].info
+    assert (info.width, info.height, info.num_frames, info.fps) == (96, 72, 40, 25.0)
+
+
+def test_bad_files_are_named_with_reason_and_left_out(broken_dataset):
+    root, bad_paths = broken_dataset
+    index = discover_dataset(root)
+    reasons = {bad.path: bad.reason for bad in index.bad_files}
+    assert set(reasons) == set(bad_paths)
+    assert "empty" in reasons[bad_paths[1]]
+    assert "not a video" in reasons[bad_paths[2]]
+    used = {record.path for records in index.splits.values() for record in records}
+    assert not used & set(bad_paths)
+    assert len(used) == 30
+
+
+def test_flat_layout_splits_by_group_without_leakage(tmp_path):
+    index = discover_dataset(_flat_dataset(tmp_path), val_ratio=0.2, test_ratio=0.2, seed=3)
+    assert index.layout == "flat"
+    groups = {split: {r.group for r in records} for split, records in index.splits.items()}
+    assert all(groups.values()), "every split gets at least one group"
+    assert not groups["train"] & groups["val"] and not groups["train"] & groups["test"] and not groups["val"] & groups["test"]
+    for records in index.splits.values():  # both clips of a group travel together
+        for record in records:
+            assert sum(r.group == record.group for r in records) == 2
+    assert not index.leaked_groups
+
+
+def test_flat_split_is_stable_for_a_seed_and_changes_with_it(tmp_path):
+    root = _flat_dataset(tmp_path, groups=8, clips=1)
+    first = discover_dataset(root, seed=1).splits
+    again = discover_dataset(root, seed=1).splits
+    other = [discover_dataset(root, seed=s).splits for s in range(2, 6)]
+    paths = lambda splits: {k: [r.path for r in v] for k, v in splits.items()}  # noqa: E731
+    assert paths(first) == paths(again)
+    assert any(paths(o) != paths(first) for o in other)
+
+
+def test_files_without_groups_are_split_per_file(tmp_path):
+    for label in CLASSES[:2]:
+        for n in range(6):
+            write_video(tmp_path / label / f"clip{n}.avi", moving_square(label, 12, 32, 24))
+    index = discover_dataset(tmp_path, val_ratio=0.2, test_ratio=0.2)
+    assert {s: len(r) for s, r in index.splits.items()} == {"train": 8, "val": 2, "test": 2}
+
+
+def test_group_in_two_splits_is_warned_about(motion_dataset, tmp_path, caplog):
+    root = tmp_path / "leaky"
+    shutil.copytree(motion_dataset, root)
+    source = root / "train" / "MoveUp" / "v_MoveUp_g01_c01.avi"
+    shutil.copy(source, root / "test" / "MoveUp" / "v_MoveUp_g01_c03.avi")
+    with caplog.at_level(logging.WARNING):
+        index = discover_dataset(root)
+    assert index.leaked_groups == ["MoveUp/g01"]
+    assert "MoveUp/g01" in caplog.text
+
+
+def test_group_of_reads_ucf101_names():
+    assert group_of(Path("v_ApplyEyeMakeup_g08_c01.avi"), "ApplyEyeMakeup") == "ApplyEyeMakeup/g08"
+    assert group_of(Path("holiday.mp4"), "X") is None
+
+
+def test_missing_and_empty_folders_give_clear_errors(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        discover_dataset(tmp_path / "nope")
+    (tmp_path / "Cls").mkdir()
+    (tmp_path / "Cls" / "a.txt").write_text("x")
+    with pytest.raises(DatasetError, match="no readable videos"):
+        discover_dataset(tmp_path)
+
+
+def test_missing_split_is_reported_by_name(tmp_path):
+    for label in CLASSES[:2]:
+        write_video(tmp_path / "train" / label / f"v_{label}_g01_c01.avi", moving_square(label, 12, 32, 24))
+    index = discover_dataset(tmp_path)
+    with pytest.raises(DatasetError, match="split 'test' has no readable videos"):
+        index.split("test")

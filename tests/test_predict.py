@@ -1,0 +1,72 @@
+"""Prediction: files and folders, bad files reported not raised, the CLI's exit status, agreement with transformers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import vidcls.cli.predict  # noqa: F401  (registers `predict`)
+from conftest import CLASSES
+from vidcls.cli._app import app
+from vidcls.models import load_model
+from vidcls.predict import VideoClassifier, predict
+
+
+@pytest.fixture(scope="module")
+def classifier(trained_model):
+    return VideoClassifier(load_model(str(trained_model)))
+
+
+def test_predict_reads_folders_recursively_and_reports_bad_files(classifier, broken_dataset, tmp_path):
+    root, bad = broken_dataset
+    (tmp_path / "empty").mkdir()
+    results = predict(classifier.loaded, [root / "test" / "MoveUp", bad[0], tmp_path / "missing.mp4", tmp_path / "empty"],
+                      top_k=2, window=0.5)
+    good, failed = [r for r in results if "error" not in r], [r for r in results if "error" in r]
+    assert len(good) == 2 and len(failed) == 3
+    assert {r["path"] for r in failed} == {str(bad[0]), str(tmp_path / "missing.mp4"), str(tmp_path / "empty")}
+    for result in good:
+        assert set(result) == {"path", "top_k", "duration", "windows"}
+        assert len(result["top_k"]) == 2 and result["top_k"][0]["label"] in CLASSES
+        assert result["duration"] == pytest.approx(1.6)
+        assert [w["start"] for w in result["windows"]] == [0.0, 0.48, 0.96, 1.44]  # 12-frame windows at 25 fps
+    json.dumps(results)
+
+
+def test_more_clips_than_fit_in_a_short_video(classifier, broken_dataset):
+    video = next((broken_dataset[0] / "test" / "MoveLeft").glob("*.avi"))
+    prediction = classifier.predict(video, top_k=3, clips=8)
+    assert sum(t["score"] for t in prediction.top_k) == pytest.approx(1, abs=1e-5)
+
+
+def test_pipeline_sampling_agrees_with_transformers_pipeline(classifier, trained_model, broken_dataset):
+    from transformers import pipeline
+
+    reference = pipeline("video-classification", model=str(trained_model))
+    for label in CLASSES:
+        video = str(next((broken_dataset[0] / "test" / label).glob("*.avi")))
+        expected = {r["label"]: r["score"] for r in reference(video, top_k=3)}
+        ours = {r["label"]: r["score"] for r in classifier.predict(video, top_k=3, sampling="pipeline").top_k}
+        assert max(ours, key=ours.get) == max(expected, key=expected.get)
+        for name, score in expected.items():  # swscale and PIL resize differ slightly
+            assert ours[name] == pytest.approx(score, abs=0.02)
+
+
+def test_cli_predict_json_lines_and_exit_status(trained_model, broken_dataset):
+    root, bad = broken_dataset
+    result = CliRunner().invoke(app, ["predict", str(trained_model), str(root / "test" / "MoveLeft"), str(bad[1]),
+                                      "--json", "--top-k", "1", "--clips", "1"])
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2 and all(len(line["top_k"]) == 1 for line in lines)
+    assert bad[1].name in result.stderr
+
+
+def test_cli_predict_table(trained_model, broken_dataset):
+    video = next((broken_dataset[0] / "test" / "MoveUp").glob("*.avi"))
+    result = CliRunner().invoke(app, ["predict", str(trained_model), str(video), "--window", "1"])
+    assert result.exit_code == 0, result.output
+    assert "prediction" in result.stdout and any(label in result.stdout for label in CLASSES)
+    assert "from (s)" in result.stdout  # the timeline table

@@ -1,0 +1,238 @@
+"""The HTTP API: answers, limits, bad input, temp-file hygiene; in-process and over a real socket."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from conftest import CLASSES
+from videos import moving_square, write_video
+
+from vidcls.serve import create_app
+from vidcls.serve.uploads import FORM_OVERHEAD_BYTES
+
+BOUNDARY = "vidcls-test-boundary"
+
+
+@contextmanager
+def running_server(app: FastAPI) -> Iterator[str]:
+    """uvicorn on 127.0.0.1, on a free port, in a background thread; yields the base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("upload") / "clip.avi", moving_square("MoveRight", seed=3))
+
+
+@pytest.fixture(scope="module")
+def uploads(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("uploads")
+
+
+@pytest.fixture(scope="module")
+def client(trained_model, uploads) -> Iterator[TestClient]:
+    with TestClient(create_app(trained_model, tmp_dir=uploads), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(request) -> Iterator[None]:
+    """Every test in this file leaves the upload directory empty, success or error."""
+    yield
+    if "uploads" in request.fixturenames:
+        assert list(request.getfixturevalue("uploads").iterdir()) == []
+
+
+def post_video(client: TestClient, path: Path, **params):
+    return client.post("/predict", params=params, files={"file": (path.name, path.read_bytes(), "video/x-msvideo")})
+
+
+def test_predict_returns_probabilities_model_and_timing(client, video):
+    response = post_video(client, video, top_k=2)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "tiny"
+    assert len(body["top_k"]) == 2 and {entry["label"] for entry in body["top_k"]} <= set(CLASSES)
+    scores = [entry["score"] for entry in body["top_k"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+    assert body["duration"] == pytest.approx(1.6, abs=0.1)
+    assert body["time_ms"] > 0 and body["windows"] == [] and body["frames"] == []
+
+
+def test_all_labels_sum_to_one_and_form_fields_work(client, video):
+    response = client.post("/predict", files={"file": ("clip.avi", video.read_bytes())}, data={"top_k": "10"})
+    scores = [entry["score"] for entry in response.json()["top_k"]]
+    assert len(scores) == 3 and sum(scores) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_frames_are_the_centre_clips_thumbnails(client, video):
+    frames = post_video(client, video, frames="true").json()["frames"]
+    assert len(frames) == 8  # the tiny model's clip length
+    assert all(frame.startswith("data:image/jpeg;base64,") for frame in frames)
+
+
+def test_window_returns_a_timeline(client, video):
+    windows = post_video(client, video, window=0.5, top_k=1).json()["windows"]
+    assert len(windows) >= 3
+    assert windows[0]["start"] == 0 and windows[-1]["end"] == pytest.approx(1.6, abs=0.1)
+    assert all(len(window["top_k"]) == 1 for window in windows)
+
+
+def test_concurrent_requests_share_the_model(client, video):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda k: post_video(client, video, top_k=k), [1, 2, 3, 1]))
+    assert [len(r.json()["top_k"]) for r in responses] == [1, 2, 3, 1]
+    assert len({r.json()["top_k"][0]["label"] for r in responses}) == 1
+
+
+def test_health_labels_docs_and_page(client):
+    assert client.get("/health").json() == {
+        "status": "ok", "model": "tiny", "device": "cpu", "labels": 3, "max_upload_mb": 200.0
+    }
+    assert client.get("/labels").json() == {"labels": ["MoveLeft", "MoveRight", "MoveUp"]}
+    schema = client.get("/openapi.json").json()
+    assert "multipart/form-data" in schema["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert {p["name"] for p in schema["paths"]["/predict"]["post"]["parameters"]} >= {"top_k", "clips", "window"}
+    assert client.get("/docs").status_code == 200
+    page = client.get("/")
+    assert "Classify a video" in page.text and "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_junk_bytes_are_415_with_a_clear_message(client, uploads):
+    response = client.post("/predict", files={"file": ("clip.mp4", b"definitely not a video" * 50)})
+    assert response.status_code == 415
+    detail = response.json()["detail"]
+    assert "could not be read as a video" in detail and str(uploads) not in detail
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, status",
+    [
+        (dict(files={"top_k": (None, "3")}), 422),  # multipart, but no file field
+        (dict(data={"top_k": "3"}), 415),  # a urlencoded form
+        (dict(files={"video": ("clip.avi", b"123")}), 422),  # wrong field name
+        (dict(files={"file": ("clip.avi", b"")}), 422),  # empty file
+        (dict(content=b"raw bytes", headers={"content-type": "video/mp4"}), 415),  # not multipart
+        (dict(files={"file": ("clip.avi", b"123")}, params={"top_k": 0}), 422),
+        (dict(files={"file": ("clip.avi", b"123")}, data={"clips": "many"}), 422),
+        (dict(files={"file": ("clip.avi", b"123")}, params={"window": -1}), 422),
+    ],
+)
+def test_bad_requests(client, request_kwargs, status):
+    response = client.post("/predict", **request_kwargs)
+    assert response.status_code == status
+    assert response.json()["detail"]
+
+
+def test_client_filename_never_becomes_a_path(client, video, uploads, monkeypatch):
+    seen = []
+    predictor = client.app.state.predictor
+    original = predictor.classifier.preprocess
+    monkeypatch.setattr(predictor.classifier, "preprocess", lambda path, clips: seen.append(path) or original(path, clips))
+    evil = client.post("/predict", files={"file": ("../../evil name.avi", video.read_bytes())})
+    odd = client.post("/predict", files={"file": ("clip.exe", video.read_bytes())})
+    assert evil.status_code == odd.status_code == 200
+    assert [path.parent for path in seen] == [uploads, uploads]
+    assert seen[0].suffix == ".avi" and seen[1].suffix == "" and "evil" not in seen[0].name
+
+
+def test_unexpected_errors_are_a_short_500(client, video, monkeypatch, caplog):
+    def explode(path, clips):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(client.app.state.predictor.classifier, "preprocess", explode)
+    response = post_video(client, video)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error; the server log has the details."}
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert "secret internals" in caplog.text  # ...but the log has it
+
+
+@pytest.fixture
+def small_limit_app(trained_model, uploads) -> FastAPI:
+    return create_app(trained_model, tmp_dir=uploads, max_upload_mb=1000 / 2**20)  # 1000 bytes
+
+
+def test_upload_over_the_limit_is_413(small_limit_app, video):
+    with TestClient(small_limit_app) as client:
+        response = post_video(client, video)
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_limit_counts_the_file_not_the_form(trained_model, uploads, video):
+    size = video.stat().st_size
+    with TestClient(create_app(trained_model, tmp_dir=uploads, max_upload_mb=size / 2**20)) as client:
+        assert post_video(client, video).status_code == 200
+        response = client.post("/predict", files={"file": ("clip.avi", video.read_bytes() + b"\0")})
+        assert response.status_code == 413
+
+
+def chunked_request_head(content_length: int | None = None) -> bytes:
+    length = f"Content-Length: {content_length}" if content_length is not None else "Transfer-Encoding: chunked"
+    return (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"{length}\r\n\r\n"
+    ).encode()
+
+
+def file_part_head() -> bytes:
+    return f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.avi"\r\n\r\n'.encode()
+
+
+def connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.settimeout(10)
+    return sock
+
+
+def read_status(sock: socket.socket) -> int:
+    return int(sock.recv(4096).split(b" ")[1])
+
+
+def test_declared_oversize_is_refused_before_the_body_is_sent(small_limit_app, uploads):
+    with running_server(small_limit_app) as url, connect(url) as sock:
+        sock.sendall(chunked_request_head(content_length=1000 + FORM_OVERHEAD_BYTES + 1))  # headers only
+        assert read_status(sock) == 413
+
+
+def test_streamed_oversize_is_refused_while_arriving(small_limit_app, uploads):
+    """No Content-Length (chunked): the 413 comes while the client is still sending, not after."""
+    total, sent = 64 * 2**20, 0
+    with running_server(small_limit_app) as url, connect(url) as sock:
+        sock.sendall(chunked_request_head())
+        head = file_part_head()
+        sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+        chunk = b"%x\r\n%s\r\n" % (2**16, b"\0" * 2**16)
+        while sent < total and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(chunk)
+            sent += 2**16
+        assert read_status(sock) == 413
+    assert sent < total / 2

@@ -1,0 +1,131 @@
+"""Training: a loadable transformers directory, resume after a kill, no silent overwrite, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import CLASSES
+from vidcls.datasets import TrainClipDataset
+from vidcls.errors import OutputExistsError, VidclsError
+from vidcls.layout import discover_dataset
+from vidcls.models import create_model
+from vidcls.train import CHECKPOINT, METRICS_FILE, TrainConfig, train
+
+VIDCLS = [sys.executable, "-m", "vidcls.cli"]
+
+
+def _config(data: Path, output: Path, **overrides) -> TrainConfig:
+    settings = dict(model="tiny", epochs=1, batch_size=6, workers=0, flip=False, progress=False)
+    return TrainConfig(data=str(data), output=str(output), **{**settings, **overrides})
+
+
+def test_output_is_a_transformers_model_directory(trained_model, motion_dataset):
+    from transformers import pipeline
+
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", METRICS_FILE, "training_curve.png"):
+        assert (trained_model / name).is_file(), name
+    config = json.loads((trained_model / "config.json").read_text())
+    assert config["id2label"] == {str(i): label for i, label in enumerate(sorted(CLASSES))}
+    assert config["vidcls"] == {"num_frames": 8, "sample_rate": 4}
+    classifier = pipeline("video-classification", model=str(trained_model))
+    video = next((motion_dataset / "test" / "MoveUp").glob("*.avi"))
+    result = classifier(str(video), top_k=3)
+    assert sorted(r["label"] for r in result) == sorted(CLASSES)
+    assert abs(sum(r["score"] for r in result) - 1) < 1e-4
+
+
+def test_metrics_are_logged_per_epoch(trained_model):
+    rows = [json.loads(line) for line in (trained_model / METRICS_FILE).read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert all(0 <= row["val_accuracy"] <= 1 and row["train_loss"] > 0 and row["clips_per_s"] > 0 for row in rows)
+    assert sum(row["best"] for row in rows) >= 1
+
+
+def test_refuses_to_overwrite_and_overwrite_keeps_foreign_files(motion_dataset, tmp_path):
+    output = tmp_path / "run"
+    output.mkdir()
+    (output / "notes.md").write_text("mine")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        train(_config(motion_dataset, output))
+    train(_config(motion_dataset, output, overwrite=True))
+    assert (output / "notes.md").read_text() == "mine"
+    assert (output / "model.safetensors").is_file()
+
+
+def test_resume_without_checkpoint_is_refused(motion_dataset, tmp_path):
+    with pytest.raises(VidclsError, match="nothing to resume"):
+        train(_config(motion_dataset, tmp_path / "fresh", resume=True))
+
+
+def test_resume_continues_after_a_kill(motion_dataset, tmp_path):
+    output = tmp_path / "killed"
+    command = VIDCLS + ["train", str(motion_dataset), "--output", str(output), "--epochs", "40",
+                        "--batch-size", "6", "--workers", "0", "--no-flip"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 120
+    while not (output / CHECKPOINT).exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = torch.load(output / CHECKPOINT, weights_only=False)["epoch"]
+    assert 1 <= done < 40
+    result = train(_config(motion_dataset, output, epochs=done + 1, resume=True))
+    assert result.epochs_run == done + 1
+    rows = [json.loads(line) for line in (output / METRICS_FILE).read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == list(range(1, done + 2))
+
+
+def test_resume_refuses_other_classes(motion_dataset, trained_model, tmp_path):
+    import shutil
+
+    data = tmp_path / "two"
+    for split in ("train", "val"):
+        for label in CLASSES[:2]:
+            shutil.copytree(motion_dataset / split / label, data / split / label)
+    run = tmp_path / "run"
+    train(_config(motion_dataset, run))
+    with pytest.raises(VidclsError, match="classes"):
+        train(_config(data, run, epochs=2, resume=True))
+
+
+def test_a_video_that_breaks_mid_training_is_replaced(motion_dataset, tmp_path, caplog):
+    index = discover_dataset(motion_dataset)
+    records = index.split("train")[:4]
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(records[0].path.read_bytes()[:400])  # readable header at probe time is not needed
+    records[0] = type(records[0])(broken, records[0].label, records[0].info)
+    spec = create_model("tiny", index.labels).spec
+    dataset = TrainClipDataset(records, index.label2id, spec, flip=False)
+    with caplog.at_level(logging.WARNING):
+        clip, label = dataset[0]
+    assert clip.shape == (8, 3, 64, 64) and clip.dtype == torch.uint8
+    assert str(broken) in caplog.text
+
+
+def test_cli_train_names_bad_files_and_exits_zero(broken_dataset, tmp_path):
+    root, bad_paths = broken_dataset
+    command = VIDCLS + ["train", str(root), "-o", str(tmp_path / "cli"), "--epochs", "1", "--batch-size", "6",
+                        "--workers", "0", "--no-flip"]
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert completed.returncode == 0, completed.stderr
+    for path in bad_paths:
+        assert path.name in completed.stderr
+    assert "saved" in completed.stdout
+
+
+def test_cli_reports_unknown_model_in_one_line(motion_dataset, tmp_path):
+    command = VIDCLS + ["train", str(motion_dataset), "-o", str(tmp_path / "x"), "--model", "nosuchpreset"]
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert completed.returncode == 1
+    assert "nosuchpreset" in completed.stderr and "Traceback" not in completed.stderr
