@@ -2,11 +2,12 @@
 
 The server runs in its own process on 127.0.0.1 (a free port), so its memory can be read
 apart from the client's. Prints JSON: p50/p95 latency, throughput, errors, the server's RSS
-after warm-up and after the run (flat means nothing grows per request), and how many upload
-temp files were left behind (should be 0). Compare `--max-batch 1` with the default to see
-what request batching buys on this machine.
+after warm-up and after each round of requests (it should level off: glibc's per-thread malloc
+arenas fill up over the first rounds, MALLOC_ARENA_MAX=2 lowers that plateau), and how many
+upload temp files were left behind (should be 0). Compare `--max-batch 1` with the default to
+see what request batching buys on this machine.
 
-    python benchmarks/serve_load.py MODEL_DIR VIDEO [--requests 200] [--concurrency 8] [--max-batch 8]
+    python benchmarks/serve_load.py MODEL_DIR VIDEO [--requests 200] [--concurrency 8] [--rounds 1] [--max-batch 8]
 """
 
 from __future__ import annotations
@@ -90,42 +91,53 @@ def percentile(values: list[float], q: int) -> float:
     return round(statistics.quantiles(values, n=100)[q - 1], 1) if len(values) > 1 else float("nan")
 
 
+def run_rounds(url: str, process: psutil.Process, video: Path, requests: int, concurrency: int, rounds: int) -> dict:
+    """Warm up, then ``rounds`` bursts of ``requests`` uploads; latency, throughput and RSS figures."""
+    rss = {"started": rss_mb(process)}
+    asyncio.run(load(url, video, WARMUP_REQUESTS, concurrency))
+    rss["after_warmup"] = rss_mb(process)
+    latencies, errors, wall, rss["after_each_round"] = [], 0, 0.0, []
+    for _ in range(rounds):
+        round_latencies, round_errors, round_wall = asyncio.run(load(url, video, requests, concurrency))
+        latencies += round_latencies
+        errors += round_errors
+        wall += round_wall
+        rss["after_each_round"].append(rss_mb(process))
+    return {
+        "errors": errors,
+        "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+                       "max": round(max(latencies, default=float("nan")), 1)},
+        "throughput_rps": round(len(latencies) / wall, 2),
+        "server_rss_mb": rss,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="trained model directory")
     parser.add_argument("video", type=Path, help="video to upload on every request")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the requests, reading RSS after each round")
     parser.add_argument("--max-batch", type=int, default=8, help="1 turns request batching off")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     args = parser.parse_args()
 
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    settings = {key: getattr(args, key) for key in ("requests", "concurrency", "rounds", "max_batch", "batch_wait_ms")}
     with tempfile.TemporaryDirectory() as tmp_dir, open(Path(tmp_dir) / "server.log", "w") as log:
         uploads = Path(tmp_dir) / "uploads"
         server = start_server(args.model, port, str(uploads), args.max_batch, args.batch_wait_ms, log)
         try:
-            process = psutil.Process(server.pid)
-            rss_start = rss_mb(process)
-            asyncio.run(load(url, args.video, WARMUP_REQUESTS, args.concurrency))
-            rss_warm = rss_mb(process)
-            latencies, errors, wall = asyncio.run(load(url, args.video, args.requests, args.concurrency))
-            rss_end = rss_mb(process)
-            leftovers = len(list(uploads.iterdir()))
+            figures = run_rounds(
+                f"http://127.0.0.1:{port}", psutil.Process(server.pid), args.video, args.requests,
+                args.concurrency, args.rounds,
+            )
+            figures["upload_files_left"] = len(list(uploads.iterdir()))
         finally:
             server.terminate()
             server.wait(timeout=30)
-
-    print(json.dumps({
-        "requests": args.requests, "concurrency": args.concurrency, "max_batch": args.max_batch,
-        "batch_wait_ms": args.batch_wait_ms, "video_bytes": args.video.stat().st_size, "errors": errors,
-        "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
-                       "max": round(max(latencies, default=float("nan")), 1)},
-        "throughput_rps": round(len(latencies) / wall, 2),
-        "server_rss_mb": {"started": rss_start, "after_warmup": rss_warm, "after_run": rss_end},
-        "upload_files_left": leftovers,
-    }, indent=2))
+    print(json.dumps({**settings, "video_bytes": args.video.stat().st_size, **figures}, indent=2))
 
 
 if __name__ == "__main__":

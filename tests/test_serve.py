@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -18,6 +21,7 @@ from conftest import CLASSES
 from videos import moving_square, write_video
 
 from vidcls.serve import create_app
+from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.uploads import FORM_OVERHEAD_BYTES
 
 BOUNDARY = "vidcls-test-boundary"
@@ -101,13 +105,58 @@ def test_window_returns_a_timeline(client, video):
     assert all(len(window["top_k"]) == 1 for window in windows)
 
 
-def test_concurrent_requests_share_the_model(client, video):
-    from concurrent.futures import ThreadPoolExecutor
+def test_pipeline_sampling_reads_one_clip(client, video):
+    response = post_video(client, video, sampling="pipeline", frames="true")
+    assert response.status_code == 200 and len(response.json()["frames"]) == 8
 
+
+def test_window_too_short_for_the_video_is_422(client, video):
+    response = post_video(client, video, window=0.001)
+    assert response.status_code == 422 and "windows" in response.json()["detail"]
+
+
+def test_concurrent_requests_get_the_same_answer_as_one_alone(client, video):
+    alone = post_video(client, video, top_k=3).json()["top_k"]
     with ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda k: post_video(client, video, top_k=k), [1, 2, 3, 1]))
-    assert [len(r.json()["top_k"]) for r in responses] == [1, 2, 3, 1]
-    assert len({r.json()["top_k"][0]["label"] for r in responses}) == 1
+    for top_k, response in zip([1, 2, 3, 1], responses):
+        answer = response.json()["top_k"]
+        assert [e["label"] for e in answer] == [e["label"] for e in alone[:top_k]]
+        assert [e["score"] for e in answer] == pytest.approx([e["score"] for e in alone[:top_k]], abs=1e-5)
+
+
+def run_batcher(score, views: list[torch.Tensor], **options) -> list:
+    """Submit all views at once to a running ForwardBatcher; results or exceptions, in order."""
+
+    async def main():
+        async with ForwardBatcher(score, **options).running() as batcher:
+            return await asyncio.gather(*(batcher.probabilities(v) for v in views), return_exceptions=True)
+
+    return asyncio.run(main())
+
+
+def test_batcher_scores_waiting_videos_in_one_forward_grouped_by_shape():
+    calls = []
+
+    def score(batch):
+        calls.append(tuple(batch.shape))
+        return batch.float().mean(dim=(1, 2, 3, 4, 5)).unsqueeze(1)  # one "probability" per video
+
+    views = [torch.full((1, 2, 1, 1, 1, 1), i) for i in range(3)] + [torch.full((1, 1, 1, 1, 1, 1), 7)]
+    results = run_batcher(score, views, max_batch=8, max_wait_ms=20)
+    assert [float(r) for r in results] == [0, 1, 2, 7]
+    assert sorted(calls) == [(1, 1, 1, 1, 1, 1), (3, 2, 1, 1, 1, 1)]
+    calls.clear()
+    run_batcher(score, views[:3], max_batch=1)
+    assert len(calls) == 3
+
+
+def test_batcher_hands_a_failed_forward_to_every_caller():
+    def score(batch):
+        raise RuntimeError("out of memory")
+
+    results = run_batcher(score, [torch.zeros(1, 1, 1, 1, 1, 1)] * 2)
+    assert all(isinstance(r, RuntimeError) for r in results)
 
 
 def test_health_labels_docs_and_page(client):
@@ -118,7 +167,9 @@ def test_health_labels_docs_and_page(client):
     schema = client.get("/openapi.json").json()
     assert "multipart/form-data" in schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {p["name"] for p in schema["paths"]["/predict"]["post"]["parameters"]} >= {"top_k", "clips", "window"}
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs").text
+    assert "/static/swagger-ui-bundle.js" in docs and "cdn" not in docs  # works offline
+    assert client.get("/static/swagger-ui-bundle.js").status_code == 200
     page = client.get("/")
     assert "Classify a video" in page.text and "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/app.js").status_code == 200
@@ -142,6 +193,7 @@ def test_junk_bytes_are_415_with_a_clear_message(client, uploads):
         (dict(files={"file": ("clip.avi", b"123")}, params={"top_k": 0}), 422),
         (dict(files={"file": ("clip.avi", b"123")}, data={"clips": "many"}), 422),
         (dict(files={"file": ("clip.avi", b"123")}, params={"window": -1}), 422),
+        (dict(files={"file": ("clip.avi", b"123")}, params={"sampling": "random"}), 422),
     ],
 )
 def test_bad_requests(client, request_kwargs, status):
@@ -151,10 +203,14 @@ def test_bad_requests(client, request_kwargs, status):
 
 
 def test_client_filename_never_becomes_a_path(client, video, uploads, monkeypatch):
-    seen = []
-    predictor = client.app.state.predictor
-    original = predictor.classifier.preprocess
-    monkeypatch.setattr(predictor.classifier, "preprocess", lambda path, clips: seen.append(path) or original(path, clips))
+    classifier = client.app.state.predictor.classifier
+    original, seen = classifier.preprocess, []
+
+    def recording(path, *args, **kwargs):
+        seen.append(path)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(classifier, "preprocess", recording)
     evil = client.post("/predict", files={"file": ("../../evil name.avi", video.read_bytes())})
     odd = client.post("/predict", files={"file": ("clip.exe", video.read_bytes())})
     assert evil.status_code == odd.status_code == 200
@@ -163,7 +219,7 @@ def test_client_filename_never_becomes_a_path(client, video, uploads, monkeypatc
 
 
 def test_unexpected_errors_are_a_short_500(client, video, monkeypatch, caplog):
-    def explode(path, clips):
+    def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(client.app.state.predictor.classifier, "preprocess", explode)
@@ -172,6 +228,24 @@ def test_unexpected_errors_are_a_short_500(client, video, monkeypatch, caplog):
     assert response.json() == {"detail": "Internal server error; the server log has the details."}
     assert "secret" not in response.text and "Traceback" not in response.text
     assert "secret internals" in caplog.text  # ...but the log has it
+
+
+def test_cli_runs_uvicorn_on_localhost_with_the_settings(monkeypatch, trained_model):
+    from typer.testing import CliRunner
+
+    import vidcls.cli.serve as serve_command
+    from vidcls.cli._app import app as cli
+    from vidcls.serve.app import SETTINGS_ENV, create_app_from_env
+
+    calls = []
+    monkeypatch.setattr(serve_command.uvicorn, "run", lambda target, **kwargs: calls.append((target, kwargs)))
+    monkeypatch.setenv(SETTINGS_ENV, "{}")  # restored (unset) after the test; the command overwrites it
+    result = CliRunner().invoke(cli, ["serve", str(trained_model), "--max-upload-mb", "5", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    target, kwargs = calls[0]
+    assert target == "vidcls.serve.app:create_app_from_env" and kwargs["factory"] is True
+    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8000 and kwargs["workers"] == 2
+    assert create_app_from_env().state.settings.max_upload_mb == 5
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The web page in a real headless Chromium: pick a video, see the bars; pick junk, see the words.
+"""The web page in a real headless Chromium: pick a video, see the bars; pick junk, see the words;
+the API docs render from local files.
 
 Set VIDCLS_SCREENSHOT=docs/serve-page.png to also save a screenshot of the page with a result.
 """
@@ -84,3 +85,8 @@ def test_junk_upload_explains_the_problem(page):
     expect(page.locator("#error-title")).to_have_text("We couldn't read this file as a video", timeout=30_000)
     expect(page.locator("#error-text")).to_contain_text("damaged")
     expect(page.locator("#answer")).to_be_hidden()
+
+
+def test_api_docs_render_offline(page, server_url):
+    page.goto(f"{server_url}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/predict")).to_be_visible(timeout=30_000)

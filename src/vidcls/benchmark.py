@@ -10,8 +10,8 @@ Four figures, each against the baseline it is meant to beat (issue 5, on 2 CPU c
   fed by its own loader; the step should wait for data less than 10% of the time.
 - ``predict_ms_per_video`` vs ``pipeline_ms_per_video``: `VideoClassifier.predict` and
   ``transformers.pipeline("video-classification")`` on the same saved model, the same files and
-  the pipeline's frames (the first ``num_frames``), with ``top1_agree`` the share of videos on
-  which their top-1 labels agree.
+  the pipeline's frames (the first ``num_frames``), alternating file by file, with ``top1_agree``
+  the share of videos on which their top-1 labels agree.
 
 Warm-up batches (worker start-up, first allocations) are run and not counted. A warm-up
 epoch is avoided instead of skipped: the files are repeated so one epoch holds every batch.
@@ -43,7 +43,7 @@ from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, create_model, save_model, spec_as_dict
 from vidcls.predict import VideoClassifier
 from vidcls.sampling import pipeline_clip_indices
-from vidcls.train import TrainConfig, build_loaders, default_workers, lr_schedule, train_one_epoch
+from vidcls.train import TrainConfig, build_loaders, default_workers, lr_schedule, step_threads, train_one_epoch
 from vidcls.transforms import ClipSpec, EvalTransform
 from vidcls.video_io import read_frames
 
@@ -70,9 +70,24 @@ def run_benchmark(
     batch_size: int = GUIDE_BATCH_SIZE,
     workers: int | None = None,
     device: str | None = None,
+    threads: int | None = None,
     seed: int = 0,
 ) -> dict:
-    """Run every measurement on the same ``videos`` files of ``data``; returns plain data (see the module docstring)."""
+    """Run every measurement on the same ``videos`` files of ``data``; returns plain data (see the module docstring).
+
+    ``threads`` sets torch's thread count for the run (restored after); on a machine other jobs
+    share, 1 avoids OpenMP threads spinning while another process holds their core.
+    """
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run(data, model, videos, batches, warmup_batches, batch_size, workers, device, seed)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(data, model, videos, batches, warmup_batches, batch_size, workers, device, seed) -> dict:
     torch.manual_seed(seed)
     device_ = pick_device(device)
     workers = default_workers() if workers is None else workers
@@ -86,8 +101,7 @@ def run_benchmark(
     with tempfile.TemporaryDirectory(prefix="vidcls-benchmark-") as model_dir:
         save_model(loaded, model_dir)
         paths = [record.path for record in records]
-        predicted = measure_predict(model_dir, paths, device)
-        piped = measure_pipeline(model_dir, paths, device_)
+        predicted, piped = measure_prediction(model_dir, paths, device)
     agree = float(np.mean([a == b for a, b in zip(predicted["top1"], piped["top1"])]))
     frames = [record.info.num_frames for record in records]
     result = {
@@ -192,12 +206,14 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(batches + warmup_batches, 0.1))
     loader = _loader(records, labels, loaded, loaded.spec, batch_size, workers, (batches + warmup_batches) * batch_size, device, seed)
     batch_iter = iter(loader)
-    # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.
-    if warmup_batches:
-        train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device, 0, False)
-    cpu = _CpuClock()
-    row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device, 1, False)
-    cpu_seconds = cpu.seconds()
+    with step_threads(device, loader.num_workers):  # as `train.train` runs its epochs
+        step_threads_used = torch.get_num_threads()
+        # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.
+        if warmup_batches:
+            train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device, 0, False)
+        cpu = _CpuClock()
+        row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device, 1, False)
+        cpu_seconds = cpu.seconds()
     del batch_iter, loader
     gc.collect()
     model.eval()
@@ -205,21 +221,58 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     return {
         "clips_per_s": row["clips_per_s"], "data_wait_fraction": row["data_wait_fraction"], "seconds": row["epoch_seconds"],
         "steps": batches, "cpu_ms_per_clip": 1e3 * cpu_seconds / max(clips, 1), "train_loss": row["train_loss"],
+        "step_torch_threads": step_threads_used,
     }
 
 
-def measure_predict(model_dir: str, paths: list[Path], device: str | None) -> dict:
-    """vidcls prediction of each file on the pipeline's frames: load once, then per-video wall time."""
+def measure_prediction(model_dir: str, paths: list[Path], device: str | None) -> tuple[dict, dict]:
+    """vidcls prediction and transformers' pipeline on each file, the pipeline's frames, one model.
+
+    The two alternate file by file, so a change in the machine's load hits both alike.
+    """
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
     start = time.perf_counter()
     classifier = VideoClassifier(model_dir, device)
-    load_s = time.perf_counter() - start
+    ours_load = time.perf_counter() - start
     predict_one = _pipeline_frames_predictor(classifier)
-    predict_one(paths[0])  # warm-up
-    top1, start = [], time.perf_counter()
-    for path in paths:
-        top1.append(predict_one(path))
-    elapsed = time.perf_counter() - start
-    return {"ms_per_video": 1e3 * elapsed / len(paths), "videos": len(paths), "load_s": load_s, "top1": top1}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its deprecation notes about image processors are not ours to fix
+    try:
+        start = time.perf_counter()
+        classify = pipeline("video-classification", model=model_dir, device=pick_device(device))
+        theirs_load = time.perf_counter() - start
+        pipe_one = lambda path: classify(str(path), top_k=1)[0]["label"]  # noqa: E731
+        predict_one(paths[0]), pipe_one(paths[0])  # warm-up
+        ours, theirs = _Timed(predict_one), _Timed(pipe_one)
+        for path in paths:
+            ours(path)
+            theirs(path)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    processor = type(classify.image_processor or classify.video_processor).__name__
+    return (
+        {"ms_per_video": ours.ms_per_call, "videos": len(paths), "load_s": ours_load, "top1": ours.results},
+        {"ms_per_video": theirs.ms_per_call, "videos": len(paths), "load_s": theirs_load, "top1": theirs.results,
+         "processor": processor},
+    )
+
+
+class _Timed:
+    """Calls a function, keeping its results and the total wall time spent in it."""
+
+    def __init__(self, function) -> None:
+        self.function, self.seconds, self.results = function, 0.0, []
+
+    def __call__(self, *args):
+        start = time.perf_counter()
+        self.results.append(self.function(*args))
+        self.seconds += time.perf_counter() - start
+
+    @property
+    def ms_per_call(self) -> float:
+        return 1e3 * self.seconds / max(len(self.results), 1)
 
 
 def _pipeline_frames_predictor(classifier: VideoClassifier):
@@ -235,30 +288,6 @@ def _pipeline_frames_predictor(classifier: VideoClassifier):
         return classifier.postprocess(probabilities, 1)[0]["label"]
 
     return predict_one
-
-
-def measure_pipeline(model_dir: str, paths: list[Path], device: torch.device) -> dict:
-    """``transformers.pipeline("video-classification", model=DIR)`` on the same files, its default frames."""
-    from transformers import pipeline
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # its deprecation notes about image processors are not ours to fix
-    try:
-        start = time.perf_counter()
-        classify = pipeline("video-classification", model=model_dir, device=device)
-        load_s = time.perf_counter() - start
-        classify(str(paths[0]), top_k=1)  # warm-up
-        top1, start = [], time.perf_counter()
-        for path in paths:
-            top1.append(classify(str(path), top_k=1)[0]["label"])
-        elapsed = time.perf_counter() - start
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    return {
-        "ms_per_video": 1e3 * elapsed / len(paths), "videos": len(paths), "load_s": load_s, "top1": top1,
-        "processor": type(classify.image_processor or classify.video_processor).__name__,
-    }
 
 
 class _CpuClock:
@@ -285,24 +314,32 @@ class _CpuClock:
 
 
 class _PeakRss:
-    """Peak of the summed RSS of this process and its children, sampled every 20 ms in a thread."""
+    """Peak of the summed RSS of this process and its children, sampled every 50 ms in a thread.
 
-    def __init__(self, interval: float = 0.02) -> None:
-        self.interval = interval
+    Listing children scans /proc (a few ms), so the list is refreshed only every 20 samples:
+    a sampler that scanned every time took 13% of a core from the loader it measured.
+    """
+
+    def __init__(self, interval: float = 0.05, refresh_every: int = 20) -> None:
+        self.interval, self.refresh_every = interval, refresh_every
         self.peak = 0
         self._stop = threading.Event()
 
     def _sample(self) -> None:
-        process = psutil.Process()
-        while not self._stop.is_set():
+        main = psutil.Process()
+        processes = [main]
+        for count in itertools.count():
+            if count % self.refresh_every == 0:
+                processes = [main, *main.children(recursive=True)]
             total = 0
-            for proc in [process, *process.children(recursive=True)]:
+            for proc in processes:
                 try:
                     total += proc.memory_info().rss
                 except psutil.Error:
                     continue
             self.peak = max(self.peak, total)
-            self._stop.wait(self.interval)
+            if self._stop.wait(self.interval):
+                return
 
     def __enter__(self) -> "_PeakRss":
         self._thread = threading.Thread(target=self._sample, daemon=True)

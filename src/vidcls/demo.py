@@ -16,13 +16,14 @@ from typing import Callable
 from vidcls.errors import OutputExistsError
 from vidcls.evaluate import evaluate
 from vidcls.predict import predict
+from vidcls.report import write_report
 from vidcls.synthetic import write_synthetic_dataset
 from vidcls.train import TrainConfig, train
 
 DEMO_MARKER = ".vidcls-demo"
 # Tuned so that `tiny` reaches >= 0.9 test top-1 in a few minutes on 2 CPU cores.
-DEMO_EPOCHS = 12
-DEMO_PER_CLASS = 30
+DEMO_EPOCHS = 30
+DEMO_PER_CLASS = 60
 
 
 @dataclass
@@ -71,7 +72,8 @@ def run_demo(
     say(f"    best val accuracy {trained.best_val_accuracy:.3f} at epoch {trained.best_epoch}")
 
     say(f"3/4 evaluating on the test split -> {report_dir}/report.md")
-    evaluation = evaluate(model_dir, data, split="test", report_dir=report_dir)
+    evaluation = evaluate(model_dir, data, split="test")
+    write_report(evaluation, report_dir)
     say(f"    test top-1 {evaluation.top1:.3f}, mean class accuracy {evaluation.mean_class_accuracy:.3f}")
 
     video = sorted((data / "test").rglob("*.avi"))[0]

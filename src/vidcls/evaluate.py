@@ -31,7 +31,8 @@ from vidcls.errors import DatasetError, ModelError, VidclsError
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, load_model, spec_as_dict
-from vidcls.predict import DEFAULT_CLIPS, top_k_labels
+from vidcls.predict import top_k_labels
+from vidcls.sampling import DEFAULT_CLIPS
 from vidcls.train import default_workers
 
 logger = logging.getLogger(__name__)

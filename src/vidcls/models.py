@@ -18,8 +18,13 @@ from transformers import (
     PreTrainedModel,
     VideoMAEConfig,
     VideoMAEForVideoClassification,
-    VideoMAEImageProcessor,
 )
+from transformers.utils import is_torchvision_available
+
+if is_torchvision_available():
+    from transformers import VideoMAEImageProcessor
+else:  # the same processor without torchvision; importing the plain name would warn on every run
+    from transformers import VideoMAEImageProcessorPil as VideoMAEImageProcessor
 
 from vidcls.errors import ModelError
 from vidcls.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipSpec

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -20,16 +20,10 @@ import torch
 from vidcls.errors import VideoReadError
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.models import LoadedModel, load_model
-from vidcls.sampling import pipeline_clip_indices, uniform_clip_indices, window_clip_indices
+from vidcls.sampling import DEFAULT_CLIPS, Sampling, pipeline_clip_indices, uniform_clip_indices, window_clip_indices
 from vidcls.transforms import ClipSpec, EvalTransform
 from vidcls.video_io import VIDEO_EXTENSIONS, VideoInfo, is_video_file, probe_video, read_frames
 
-# Clips per video at test time, here and in `evaluate`, so the accuracy it reports is what predict gives.
-DEFAULT_CLIPS = 4
-
-# "uniform": clips spread over the whole video (the default);
-# "pipeline": the first num_frames consecutive frames, what transformers' pipeline reads by default.
-Sampling = Literal["uniform", "pipeline"]
 
 
 @dataclass

@@ -8,7 +8,16 @@ so short videos still give ``num_frames`` distinct, ordered frames where they ha
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+
+# Clips per video at test time, in `predict` and `evaluate`, so the accuracy eval reports is what predict gives.
+DEFAULT_CLIPS = 4
+
+# "uniform": clips spread over the whole video (the default);
+# "pipeline": the first num_frames consecutive frames, what transformers' pipeline reads by default.
+Sampling = Literal["uniform", "pipeline"]
 
 
 def clip_span(num_frames: int, sample_rate: int) -> int:

@@ -2,14 +2,15 @@
 
 Why it exists: vidcls must be demonstrable and testable on a machine that reaches no
 model hub and has no real videos. A model can only solve this dataset by looking at how
-things move: appearance (shape, colour, background) is drawn per group independently of
-the class, and every class has a time-reversed twin (MoveLeft/MoveRight, MoveUp/MoveDown,
+things move: appearance (shape, colour, background) is drawn independently of the class, and every class has a time-reversed twin (MoveLeft/MoveRight, MoveUp/MoveDown,
 ZoomIn/ZoomOut) whose paths are the same paths played backwards, so a frame taken at a
 random time has the same distribution of position and size for both classes of a pair.
 
 The files mimic UCF101: `v_<Class>_gNN_cNN.avi` (MPEG-4 Part 2 in AVI, yuv420p), clips of
-one group share their look (as UCF101 groups share actor and background), and the
-"split" layout splits by group so no look is seen in two splits.
+one group share their shape (as UCF101 groups share an actor) while colours and background
+change per clip, and the "split" layout splits by group. Sharing the whole look within a
+group was tried first: with ~9 looks per class `tiny` learned the looks, not the motion, and
+scored 0.67 on test groups against 0.96 on validation.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ _DIFFICULTIES = {
 
 @dataclass(frozen=True)
 class _Look:
-    """How a shape looks, shared by every clip of a group."""
+    """How one shape looks."""
 
     shape: str
     angle: float
@@ -103,8 +104,8 @@ class _Sprite:
 
 
 @dataclass(frozen=True)
-class _GroupLook:
-    """Everything the clips of one group share: background, main shape, distractor shapes."""
+class _ClipLook:
+    """How one clip looks: background, main shape, distractor shapes."""
 
     background: np.ndarray  # (H, W, 3) float32
     main: _Look
@@ -147,8 +148,9 @@ def write_synthetic_dataset(
         for group, split, clips in _group_plan(per_class, layout):
             folder = out / label if layout == "flat" else out / split / label
             folder.mkdir(parents=True, exist_ok=True)
-            look = _group_look(np.random.default_rng([seed, class_index, group, 0]), spec, width, height)
+            shape = str(np.random.default_rng([seed, class_index, group, 0]).choice(_SHAPES))
             for clip in range(1, clips + 1):
+                look = _clip_look(np.random.default_rng([seed, class_index, group, clip, 0]), spec, width, height, shape)
                 rng = np.random.default_rng([seed, class_index, group, clip])
                 frames = _clip_frames(label, look, spec, rng, width, height)
                 name = f"v_{label}_g{group:02d}_c{clip:02d}.{video_format}"
@@ -240,8 +242,9 @@ def _group_plan(per_class: int, layout: str) -> Iterator[tuple[int, str, int]]:
         yield number, split, size
 
 
-def _group_look(rng: np.random.Generator, spec: _Difficulty, width: int, height: int) -> _GroupLook:
-    """Draw a background and shape looks with enough contrast between them for `spec`."""
+def _clip_look(rng: np.random.Generator, spec: _Difficulty, width: int, height: int, shape: str) -> _ClipLook:
+    """Draw a background and shape looks with enough contrast between them for `spec`;
+    the labelled shape is the group's ``shape``."""
     light = bool(rng.random() < 0.5)
     if spec.textured:
         base = rng.uniform(80, 175, 3)
@@ -251,18 +254,17 @@ def _group_look(rng: np.random.Generator, spec: _Difficulty, width: int, height:
         background = _graded_background(rng, base, width, height)
     sign = -1.0 if light else 1.0
 
-    def look() -> _Look:
+    def look(shape: str) -> _Look:
         if spec.contrast is None:
             colour = rng.uniform(0, 80, 3) if light else rng.uniform(170, 255, 3)
         else:
             colour = base + sign * rng.uniform(*spec.contrast) + rng.uniform(-10, 10, 3)
-        shape = str(rng.choice(_SHAPES))
         return _Look(shape, float(rng.uniform(0, 2 * np.pi)), np.clip(colour, 0, 255).astype(np.float32))
 
-    main = look()
+    main = look(shape)
     count = int(rng.integers(spec.distractors[0], spec.distractors[1] + 1))
-    distractors = tuple(look() for _ in range(count))
-    return _GroupLook(background, main, distractors)
+    distractors = tuple(look(str(rng.choice(_SHAPES))) for _ in range(count))
+    return _ClipLook(background, main, distractors)
 
 
 def _graded_background(rng: np.random.Generator, base: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -294,7 +296,7 @@ def _smooth_noise(rng: np.random.Generator, width: int, height: int, cell: int) 
 
 
 def _clip_frames(
-    label: str, look: _GroupLook, spec: _Difficulty, rng: np.random.Generator, width: int, height: int
+    label: str, look: _ClipLook, spec: _Difficulty, rng: np.random.Generator, width: int, height: int
 ) -> Iterator[np.ndarray]:
     """Yield the (H, W, 3) uint8 frames of one clip: distractors first, the labelled shape on top."""
     frames = int(rng.integers(_FRAME_COUNTS[0], _FRAME_COUNTS[1] + 1))

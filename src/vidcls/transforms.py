@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vidcls.errors import VidclsError
+
 from vidcls.video_io import ClipWindow, resized_dims
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -103,6 +105,8 @@ class EvalTransform:
     """Short-side resize (done by the decoder) and 1 or 3 deterministic crops."""
 
     def __init__(self, spec: ClipSpec, num_crops: int = 1) -> None:
+        if num_crops not in (1, 3):
+            raise VidclsError(f"crops must be 1 (centre) or 3 (along the long side), got {num_crops}")
         self.spec = spec
         self.num_crops = num_crops
 

@@ -20,9 +20,10 @@ CPU time on runs this short.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import av
 import numpy as np
@@ -173,16 +174,21 @@ def read_frames(
     resizes them (see `resize_short_side`).
     """
     reformatter = VideoReformatter()
-
-    def convert(frames: list[av.VideoFrame]) -> np.ndarray:
-        rgb = [_to_rgb(frame, None, reformatter) for frame in frames]
-        if short_side is None:
-            return np.stack(rgb)
-        if len({image.shape for image in rgb}) == 1:
-            return resize_short_side(np.stack(rgb), short_side)
-        return np.stack([resize_short_side(image[None], short_side)[0] for image in rgb])
-
-    return _read(path, indices, convert)
+    out = None
+    with _errors_name(path):
+        for frames, rows in _decoded(path, indices, _CONVERT_BATCH):
+            rgb = [_to_rgb(frame, None, reformatter) for frame in frames]
+            if short_side is None:
+                converted = rgb
+            elif len({image.shape for image in rgb}) == 1:
+                converted = resize_short_side(np.stack(rgb), short_side)
+            else:
+                converted = [resize_short_side(image[None], short_side)[0] for image in rgb]
+            if out is None:
+                out = np.empty((len(indices), *converted[0].shape), np.uint8)
+            for image, where in zip(converted, rows):
+                out[where] = image
+    return out
 
 
 def read_clip(path: str | Path, indices: Sequence[int], window: ClipWindow) -> np.ndarray:
@@ -191,38 +197,42 @@ def read_clip(path: str | Path, indices: Sequence[int], window: ClipWindow) -> n
     The pixels of `read_frames` with ``short_side=window.short_side`` followed by the crop
     (and flip), give or take a pixel of alignment and the filter (swscale's bilinear here),
     for a fraction of the work: only the source pixels under the window are scaled, straight
-    to the crop size, into planar RGB.
+    to the crop size, into planar RGB written in place.
     """
     converter = _WindowConverter(window)
-    return _read(path, indices, lambda frames: np.stack([converter(frame) for frame in frames]))
+    out = np.empty((len(indices), 3, window.size, window.size), np.uint8)
+    with _errors_name(path):
+        for (frame,), (where,) in _decoded(path, indices, 1):
+            converter(frame, out[where[0]])
+            out[where[1:]] = out[where[0]]
+    return out
 
 
-# Frames converted together: torch's antialiased resize costs about half as much per frame on a
-# batch as on one frame, and 16 decoded frames stay small (3 MB each at 1080p).
+# Frames converted together by `read_frames`: torch's antialiased resize costs about half as
+# much per frame on a batch as on one frame, and 16 decoded frames stay small (3 MB at 1080p).
 _CONVERT_BATCH = 16
 
 
-def _read(path: str | Path, indices: Sequence[int], convert: Callable[[list[av.VideoFrame]], np.ndarray]) -> np.ndarray:
-    """Decode the wanted frames, converting them a few at a time, into one (len(indices), ...) array."""
+@contextlib.contextmanager
+def _errors_name(path: str | Path):
+    """Re-raise FFmpeg's errors while reading ``path`` as `VideoReadError` naming the file."""
+    try:
+        yield
+    except av.error.FFmpegError as error:
+        raise VideoReadError(path, f"decoding failed ({_reason(error)})") from error
+
+
+def _decoded(
+    path: str | Path, indices: Sequence[int], batch: int
+) -> Iterator[tuple[list[av.VideoFrame], list[list[int]]]]:
+    """Decode the frames ``indices`` ask for, ``batch`` at a time, each with the output rows it fills."""
     if len(indices) == 0:
         raise ValueError("read_frames needs at least one frame index")
     rows: dict[int, list[int]] = {}
     for row, index in enumerate(indices):
         rows.setdefault(int(index), []).append(row)
-    out = None
     frames: list[av.VideoFrame] = []
     frame_rows: list[list[int]] = []
-
-    def flush() -> None:
-        nonlocal out
-        converted = convert(frames)
-        if out is None:
-            out = np.empty((len(indices), *converted.shape[1:]), np.uint8)
-        for array, where in zip(converted, frame_rows):
-            out[where] = array
-        frames.clear()
-        frame_rows.clear()
-
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -231,17 +241,15 @@ def _read(path: str | Path, indices: Sequence[int], convert: Callable[[list[av.V
             if frames and frame is frames[-1]:  # the last frame also serves the indices past the end
                 frame_rows[-1].extend(wanted_rows)
                 continue
-            if len(frames) == _CONVERT_BATCH:
-                flush()
+            if len(frames) == batch:
+                yield frames, frame_rows
+                frames, frame_rows = [], []
             frames.append(frame)
             frame_rows.append(wanted_rows)
         if frames:
-            flush()
-    except av.error.FFmpegError as error:
-        raise VideoReadError(path, f"decoding failed ({_reason(error)})") from error
+            yield frames, frame_rows
     finally:
         container.close()
-    return out
 
 
 # Wanted frames further apart than this are reached by a new seek rather than decoding the gap.
@@ -364,7 +372,7 @@ _CHROMA_SHIFT = {
 
 
 class _WindowConverter:
-    """One frame -> the (3, size, size) RGB pixels of a `ClipWindow`, for one clip's frames."""
+    """Writes one frame's `ClipWindow` pixels, RGB (3, size, size), into an output array, for one clip's frames."""
 
     def __init__(self, window: ClipWindow) -> None:
         self.window = window
@@ -373,12 +381,13 @@ class _WindowConverter:
         self.key = None  # the frame geometry the crop below was set up for
         self.crop = None  # (per plane: (top, left, height, width, target array), cropped frame), or None
 
-    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+    def __call__(self, frame: av.VideoFrame, out: np.ndarray) -> None:
         key = (frame.width, frame.height, frame.format.name, _rotation(frame))
         if key != self.key:
             self.key, self.crop = key, self._plan(frame)
         if self.crop is None:
-            return self._full_frame(frame)
+            out[...] = self._full_frame(frame)
+            return
         planes, cropped = self.crop
         for (top, left, height, width, target), source in zip(planes, frame.planes):
             target[:, :width] = _plane_array(source)[top : top + height, left : left + width]
@@ -388,12 +397,11 @@ class _WindowConverter:
             # No scaling: swscale's unscaled YUV -> planar RGB path garbles rows whose width is 2-8
             # past a multiple of 16 (FFmpeg 8), so convert to packed RGB, correct at any width.
             rgb = self.reformatter.reformat(cropped, format="rgb24", threads=1).to_ndarray()
-            return np.ascontiguousarray(rgb.transpose(2, 0, 1)[:, :, self.columns])
+            out[...] = rgb.transpose(2, 0, 1)[:, :, self.columns]
+            return
         planar = self.reformatter.reformat(cropped, size, size, "gbrp", interpolation=_INTERPOLATION, threads=1)
-        out = np.empty((3, size, size), np.uint8)
         for channel, plane in zip((1, 2, 0), planar.planes):  # gbrp holds G, B, R
             out[channel] = _plane_array(plane)[:, :size][:, self.columns]
-        return out
 
     def _plan(self, frame: av.VideoFrame):
         """Where each plane's window lies, and a frame to copy it into; None for the full-frame path."""
@@ -419,7 +427,7 @@ class _WindowConverter:
         crop = rgb[top : top + window.size, left : left + window.size]
         if window.flip:
             crop = crop[:, ::-1]
-        return np.ascontiguousarray(crop.transpose(2, 0, 1))
+        return crop.transpose(2, 0, 1)
 
 
 def _plane_array(plane) -> np.ndarray:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import sys
 
-from vidcls.cli._app import app, console_err
-from vidcls.errors import VidclsError
+# Before anything imports transformers: its per-file load/save bars mean nothing to a vidcls user.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from vidcls.cli._app import app, console_err  # noqa: E402
+from vidcls.errors import VidclsError  # noqa: E402
 
 # Command modules register themselves on `app` at import.
 from vidcls.cli import data as _data  # noqa: E402,F401
@@ -20,6 +23,8 @@ from vidcls.cli import sample as _sample  # noqa: E402,F401
 from vidcls.cli import evaluate as _evaluate  # noqa: E402,F401
 from vidcls.cli import predict as _predict  # noqa: E402,F401
 from vidcls.cli import preview as _preview  # noqa: E402,F401
+from vidcls.cli import demo as _demo  # noqa: E402,F401
+from vidcls.cli import serve as _serve  # noqa: E402,F401
 
 
 def main() -> None:

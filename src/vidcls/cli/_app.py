@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 from rich.console import Console
 
@@ -14,3 +16,7 @@ app = typer.Typer(
 )
 console = Console()
 console_err = Console(stderr=True)
+
+# Shared options, defined once (rich would read "[default: ...]" in help text as markup).
+DeviceOption = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present).")]
+WorkersOption = Annotated[Optional[int], typer.Option(help="Data loader processes (default: cores, at most 4).")]

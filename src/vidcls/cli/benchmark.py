@@ -32,12 +32,14 @@ def benchmark(
     warmup_batches: Annotated[int, typer.Option(min=0, help="Batches run first and not counted.")] = 2,
     workers: Annotated[Optional[int], typer.Option(help="Data loader processes [default: cores, max 4].")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 [default: cuda if present].")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads [default: torch's]; 1 on a shared machine.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the full result to this file.")] = None,
 ) -> None:
     """Measure loader clips/s, training data wait and predict vs transformers' pipeline; JSON on stdout."""
     with console_err.status("Benchmarking (a few minutes)..."):
         result = run_benchmark(
-            data, model, videos=videos, batches=batches, warmup_batches=warmup_batches, workers=workers, device=device
+            data, model, videos=videos, batches=batches, warmup_batches=warmup_batches, workers=workers,
+            device=device, threads=threads,
         )
     text = json.dumps(result, indent=2)
     if json_out:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import app, console, console_err
-from vidcls.evaluate import EvaluationResult, evaluate
-from vidcls.predict import DEFAULT_CLIPS
-from vidcls.report import write_report
+from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
+from vidcls.sampling import DEFAULT_CLIPS
+
+if TYPE_CHECKING:
+    from vidcls.evaluate import EvaluationResult
 
 
 def _summary(result: EvaluationResult) -> str:
@@ -49,16 +50,19 @@ def evaluate_command(
     ] = DEFAULT_CLIPS,
     crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="Videos per forward batch.")] = 8,
-    workers: Annotated[Optional[int], typer.Option(help="Data loader processes (default: cores, max 4).")] = None,
+    workers: WorkersOption = None,
     json_out: Annotated[
         Optional[Path], typer.Option("--json", help="Write every figure and prediction to this JSON file.")
     ] = None,
     report: Annotated[
         Optional[Path], typer.Option(help="Write report.md, report.json and the confusion matrix to this folder.")
     ] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present).")] = None,
+    device: DeviceOption = None,
 ) -> None:
     """Evaluate a model on a dataset split: accuracy, per-class scores, confusion matrix."""
+    from vidcls.evaluate import evaluate  # torch loads only when a command needs it
+    from vidcls.report import write_report
+
     result = evaluate(
         model, data, split=split, clips=clips, crops=crops, batch_size=batch_size, workers=workers, device=device,
         progress=True,

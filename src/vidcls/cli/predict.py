@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import app, console, console_err
-from vidcls.predict import DEFAULT_CLIPS, Sampling, iter_predict
+from vidcls.cli._app import DeviceOption, app, console, console_err
+from vidcls.sampling import DEFAULT_CLIPS, Sampling
 
 
 def _results_table(results: list[dict]) -> Table:
@@ -52,9 +52,11 @@ def predict(
         Sampling, typer.Option(help="uniform: clips over the whole video; pipeline: its first frames, as transformers.")
     ] = "uniform",
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present).")] = None,
+    device: DeviceOption = None,
 ) -> None:
     """Classify videos; files that cannot be read are named on stderr and make the exit status 1."""
+    from vidcls.predict import iter_predict  # torch loads only when a command needs it
+
     results = iter_predict(model, paths, top_k=top_k, clips=clips, window=window, sampling=sampling, device=device)
     predicted, failed = [], 0
     for result in results:

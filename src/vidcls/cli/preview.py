@@ -7,9 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidcls.cli._app import app, console
-from vidcls.predict import Sampling
-from vidcls.preview import write_preview
+from vidcls.cli._app import DeviceOption, app, console
+from vidcls.sampling import Sampling
 
 
 @app.command()
@@ -32,9 +31,11 @@ def preview(
     sampling: Annotated[
         Sampling, typer.Option(help="uniform: clips over the whole video; pipeline: its first frames.")
     ] = "uniform",
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present).")] = None,
+    device: DeviceOption = None,
 ) -> None:
     """Write a GIF of exactly the frames the model takes as input, captioned with its prediction."""
+    from vidcls.preview import write_preview  # torch loads only when a command needs it
+
     shown = write_preview(
         video, out, model=model, num_frames=num_frames, sample_rate=sample_rate, size=size, clips=clips,
         sampling=sampling, device=device,

@@ -7,10 +7,7 @@ import os
 from typing import Annotated, Optional
 
 import typer
-import uvicorn
-
-from vidcls.cli._app import app, console
-from vidcls.serve.app import SETTINGS_ENV
+from vidcls.cli._app import DeviceOption, app, console
 
 
 @app.command()
@@ -18,11 +15,15 @@ def serve(
     model: Annotated[str, typer.Argument(help="Trained model directory (or hub id).")],
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    max_upload_mb: Annotated[float, typer.Option(min=0, help="Largest video accepted, in MB.")] = 200,
+    max_upload_mb: Annotated[float, typer.Option(min=1, help="Largest video accepted, in MB.")] = 200,
     workers: Annotated[int, typer.Option(min=1, help="Server processes, each with its own copy of the model.")] = 1,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present).")] = None,
+    device: DeviceOption = None,
 ) -> None:
     """Serve a model: a web page at / and a JSON API at /predict (docs at /docs)."""
+    import uvicorn
+
+    from vidcls.serve.app import SETTINGS_ENV  # torch loads only when a command needs it
+
     # Worker processes build the app themselves, so its arguments travel in the environment.
     os.environ[SETTINGS_ENV] = json.dumps(dict(model_dir=model, max_upload_mb=max_upload_mb, device=device))
     console.print(f"[green]serving[/] {model} on http://{host}:{port} (docs at /docs)", highlight=False)

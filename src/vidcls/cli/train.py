@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidcls.cli._app import app, console, console_err
+from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
 from vidcls.cli.data import render_bad_files
 
 
@@ -17,18 +17,20 @@ def train(
     data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
     model: Annotated[str, typer.Option(help="Preset (tiny, base), local model directory or hub id.")] = "tiny",
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    epochs: Annotated[
+        Optional[int], typer.Option(min=1, help="(default: 10 to fine-tune; from scratch, enough for 800 steps)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate [default: 1e-3 presets, 5e-5 fine-tuning].")] = None,
-    num_frames: Annotated[Optional[int], typer.Option(help="Frames per clip [default: the model's].")] = None,
-    sample_rate: Annotated[Optional[int], typer.Option(help="Take every n-th frame [default: 4].")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Data loader processes [default: cores, max 4].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 1e-3 for presets, 5e-5 to fine-tune).")] = None,
+    num_frames: Annotated[Optional[int], typer.Option(help="Frames per clip (default: the model's).")] = None,
+    sample_rate: Annotated[Optional[int], typer.Option(help="Take every n-th frame (default: 4).")] = None,
+    workers: WorkersOption = None,
     seed: int = 0,
     flip: Annotated[bool, typer.Option(help="Random horizontal flip (turn off when left/right matters).")] = True,
     early_stopping: Annotated[Optional[int], typer.Option(help="Stop after N epochs without better val accuracy.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in OUTPUT from its last checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in OUTPUT.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 [default: cuda if present].")] = None,
+    device: DeviceOption = None,
 ) -> None:
     """Train a video classifier; OUTPUT ends as a transformers model directory."""
     from vidcls.train import TrainConfig, train as run_training  # torch loads only when a command needs it

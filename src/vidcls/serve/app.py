@@ -18,7 +18,8 @@ from typing import Annotated, AsyncIterator
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
@@ -50,6 +51,7 @@ UPLOAD_BODY = {
 ERROR_RESPONSES = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
+        400: "The multipart body is malformed.",
         413: "The upload is over the size limit.",
         415: "Not multipart/form-data, or the file is not a video that can be decoded.",
         422: "Missing or empty file, or an option out of range.",
@@ -87,6 +89,16 @@ SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 @router.get("/", include_in_schema=False)
 def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
+
+
+@router.get("/docs", include_in_schema=False)
+def docs(request: Request) -> HTMLResponse:
+    """Swagger UI from copies of its files in static/: FastAPI's default /docs loads them from a
+    CDN, which an offline machine cannot reach."""
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url, title="vidcls API", swagger_favicon_url="data:,",
+        swagger_js_url="/static/swagger-ui-bundle.js", swagger_css_url="/static/swagger-ui.css",
+    )
 
 
 @router.get("/health")
@@ -166,7 +178,8 @@ def create_app(
             yield
 
     app = FastAPI(
-        title="vidcls", summary="Classify uploaded videos with a trained vidcls model.", lifespan=lifespan
+        title="vidcls", summary="Classify uploaded videos with a trained vidcls model.", lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is served from local files, see `docs`
     )
     app.state.settings = settings
     app.include_router(router)

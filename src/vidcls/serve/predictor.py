@@ -62,7 +62,9 @@ class Predictor:
     async def predict(self, path: Path, options: PredictOptions) -> PredictResponse:
         """Top-k labels for the video at ``path``, with a timeline and frames when asked for."""
         started = time.perf_counter()
-        views, duration = await self._in_worker(self.classifier.preprocess, path, options.clips)
+        views, duration = await self._in_worker(
+            self.classifier.preprocess, path, options.clips, sampling=options.sampling
+        )
         if options.window:
             top_k, windows = await self._timeline(path, duration, options)
         else:
@@ -75,13 +77,16 @@ class Predictor:
         )
 
     async def _timeline(self, path: Path, duration: float, options: PredictOptions) -> tuple[list[dict], list[dict]]:
+        """Whole-video and per-window top-k. `predict` decodes the video once more: the price of
+        keeping to VideoClassifier's public calls, paid only by timeline requests."""
         if duration / options.window > MAX_WINDOWS:
             raise HTTPException(
                 422, f"window={options.window:g} s would cut this {duration:.0f} s video into more than "
                 f"{MAX_WINDOWS} windows; use at least {duration / MAX_WINDOWS:.2f} s.",
             )
         prediction = await self._in_worker(
-            self.classifier.predict, path, top_k=options.top_k, clips=options.clips, window=options.window
+            self.classifier.predict, path, top_k=options.top_k, clips=options.clips, window=options.window,
+            sampling=options.sampling,
         )
         return prediction.top_k, prediction.windows
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from vidcls.sampling import DEFAULT_CLIPS, Sampling
+
 MAX_CLIPS = 32  # more clips cost linearly and stop changing the answer long before this
 
 
@@ -11,9 +13,12 @@ class PredictOptions(BaseModel):
     """How to classify an upload; sent as query parameters or as form fields next to the file."""
 
     top_k: int = Field(5, ge=1, le=1000, description="How many labels to return, best first.")
-    clips: int = Field(4, ge=1, le=MAX_CLIPS, description="Clips spread over the video, averaged.")
+    clips: int = Field(DEFAULT_CLIPS, ge=1, le=MAX_CLIPS, description="Clips spread over the video, averaged.")
     window: float | None = Field(
         None, gt=0, description="Also classify every WINDOW seconds and return the timeline."
+    )
+    sampling: Sampling = Field(
+        "uniform", description="uniform: clips over the whole video; pipeline: its first frames, as transformers."
     )
     frames: bool = Field(False, description="Return thumbnails of the centre clip's frames.")
 

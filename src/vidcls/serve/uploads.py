@@ -39,11 +39,11 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def too_large(max_bytes: int) -> HTTPException:
+def _too_large(max_bytes: int) -> HTTPException:
     return HTTPException(413, f"The upload is larger than the server's limit of {round(max_bytes / 2**20, 2):g} MB.")
 
 
-def safe_suffix(filename: str) -> str:
+def _safe_suffix(filename: str) -> str:
     """The client's extension when it is a known video one, else none: the name never reaches a path."""
     suffix = os.path.splitext(filename)[1].lower()
     return suffix if suffix in VIDEO_EXTENSIONS else ""
@@ -114,7 +114,7 @@ class _FormReceiver:
         self._sink, self._field_name = None, ""
 
     def _open_file(self, filename: str) -> None:
-        fd, name = tempfile.mkstemp(prefix="vidcls-upload-", suffix=safe_suffix(filename), dir=self.tmp_dir)
+        fd, name = tempfile.mkstemp(prefix="vidcls-upload-", suffix=_safe_suffix(filename), dir=self.tmp_dir)
         self.upload.path = Path(name)
         self._file = os.fdopen(fd, "wb")
 
@@ -123,7 +123,7 @@ class _FormReceiver:
         # page cache, cheaper than a thread hop per chunk.
         self.upload.size += len(chunk)
         if self.upload.size > self.max_bytes:
-            raise too_large(self.max_bytes)
+            raise _too_large(self.max_bytes)
         self._file.write(chunk)
 
     def _append_field(self, chunk: bytes) -> None:
@@ -143,7 +143,7 @@ def _check_declared_length(request: Request, max_bytes: int) -> None:
     """Refuse before reading when the client says up front that the body is too big."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD_BYTES:
-        raise too_large(max_bytes)
+        raise _too_large(max_bytes)
 
 
 @asynccontextmanager

@@ -63,7 +63,7 @@ async function loadModelInfo() {
 function preview(file) {
   if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
   state.objectUrl = URL.createObjectURL(file);
-  $("no-preview").hidden = true;
+  showPreview(true);
   $("video").src = state.objectUrl;
   $("file-name").textContent = file.name;
   $("file-name").title = file.name;
@@ -71,6 +71,12 @@ function preview(file) {
   $("dropzone").hidden = true;
   $("player").hidden = false;
   $("change").hidden = false;
+}
+
+/** The player, or a placeholder when the browser cannot decode the file (AVI, say). */
+function showPreview(playable) {
+  $("video").hidden = !playable;
+  $("no-preview").hidden = playable;
 }
 
 function renderBars(topK) {
@@ -189,6 +195,6 @@ $("dropzone").addEventListener("keydown", (event) => {
     $("file").click();
   }
 });
-$("video").addEventListener("error", () => { $("no-preview").hidden = !$("video").getAttribute("src"); });
+$("video").addEventListener("error", () => showPreview(false));
 setUpDropTarget($("video-card"));
 loadModelInfo();
