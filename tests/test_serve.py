@@ -233,12 +233,14 @@ def test_unexpected_errors_are_a_short_500(client, video, monkeypatch, caplog):
 def test_cli_runs_uvicorn_on_localhost_with_the_settings(monkeypatch, trained_model):
     from typer.testing import CliRunner
 
-    import vidcls.cli.serve as serve_command
+    import uvicorn
+
+    import vidcls.cli.serve  # noqa: F401  (registers the command)
     from vidcls.cli._app import app as cli
     from vidcls.serve.app import SETTINGS_ENV, create_app_from_env
 
     calls = []
-    monkeypatch.setattr(serve_command.uvicorn, "run", lambda target, **kwargs: calls.append((target, kwargs)))
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: calls.append((target, kwargs)))
     monkeypatch.setenv(SETTINGS_ENV, "{}")  # restored (unset) after the test; the command overwrites it
     result = CliRunner().invoke(cli, ["serve", str(trained_model), "--max-upload-mb", "5", "--workers", "2"])
     assert result.exit_code == 0, result.output

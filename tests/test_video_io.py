@@ -96,6 +96,16 @@ def test_read_frames_resizes_in_swscale(long_video, long_reference):
     assert [label_of(frame) for frame in frames] == [5, 120]
 
 
+def test_resize_is_the_pipelines_pil_resize(long_video, long_reference):
+    """Evaluation frames are resized as transformers' VideoMAE processor resizes them (PIL bilinear)."""
+    from PIL import Image
+
+    frames = read_frames(long_video, [5, 120], short_side=30)
+    expected = np.stack([np.asarray(Image.fromarray(f).resize((40, 30), Image.BILINEAR)) for f in long_reference[[5, 120]]])
+    assert frames.shape == expected.shape == (2, 30, 40, 3)
+    assert np.abs(frames.astype(int) - expected).max() <= 1
+
+
 def test_empty_index_list_is_refused(long_video):
     with pytest.raises(ValueError):
         read_frames(long_video, [])
@@ -197,6 +207,8 @@ def test_read_clip_window_position_and_flip(tmp_path):
     frames[..., 0] = np.linspace(0, 255, 64).astype(np.uint8)  # red grows left to right
     frames[:, 24:, :, 2] = 200  # blue bottom half
     path = write_video(tmp_path / "gradient.avi", frames)
+    # No scaling here (48 px short side already): the packed-RGB path, as swscale's unscaled planar one
+    # garbles 24-pixel rows.
     left = read_clip(path, [3], ClipWindow(short_side=48, top=0, left=0, size=24))[0]
     right = read_clip(path, [3], ClipWindow(short_side=48, top=24, left=40, size=24))[0]
     assert left[0].mean() < 60 < 190 < right[0].mean()  # red: the left crop is dark, the right bright

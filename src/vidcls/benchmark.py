@@ -366,11 +366,21 @@ def _machine() -> dict:
     import transformers
 
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model() or platform.processor() or platform.machine(),
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "transformers": transformers.__version__,
         "av": av.__version__,
-        "ffmpeg": av.library_versions.get("libavcodec"),
+        "libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
     }
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None

@@ -91,9 +91,10 @@ def default_workers() -> int:
 def step_threads(device: torch.device, workers: int):
     """On the CPU, run the training step on the cores the loader workers leave free (at least one).
 
-    Workers and the step share the cores; OpenMP threads spin at every op while a worker holds
-    one of their cores, which made a tiny-model step 7-10x slower on 2 cores (2 workers + 2
-    threads: 4-6 clips/s; 1 thread: 32-34 clips/s).
+    Workers and the step share the cores, and OpenMP threads spin at every op while another
+    process holds one of their cores: on 2 cores with 2 workers, a tiny-model step ran at 2-6
+    clips/s with 2 threads whenever anything else was running, 23-36 with 1 (2 threads are
+    1.1-1.5x faster only on an otherwise idle machine). See benchmarks/README.md.
     """
     previous = torch.get_num_threads()
     if device.type == "cpu" and workers > 0:

@@ -2,8 +2,8 @@
 
 Why this module exists: the guide's stack decodes every frame from the start and converts
 each one to a full-size RGB array before resizing. Here a read seeks to the keyframe before
-the first wanted frame, stops after the last one, and converts each frame as soon as it is
-decoded (so memory holds the output, never a run of decoded frames):
+the first wanted frame, stops after the last one, and converts frames as they are decoded
+(at most 16 held at a time, so memory follows the output, not the video's length):
 
 - `read_frames` (evaluation, prediction): swscale's unscaled YUV -> RGB path, then the same
   antialiased bilinear resize as transformers' VideoMAE processor (PIL) and torchvision, done
@@ -227,7 +227,7 @@ def _decoded(
 ) -> Iterator[tuple[list[av.VideoFrame], list[list[int]]]]:
     """Decode the frames ``indices`` ask for, ``batch`` at a time, each with the output rows it fills."""
     if len(indices) == 0:
-        raise ValueError("read_frames needs at least one frame index")
+        raise ValueError(f"{path}: no frame indices to read")
     rows: dict[int, list[int]] = {}
     for row, index in enumerate(indices):
         rows.setdefault(int(index), []).append(row)

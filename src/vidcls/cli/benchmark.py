@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.benchmark import run_benchmark
-from vidcls.cli._app import app, console_err
+from vidcls.cli._app import DeviceOption, WorkersOption, app, console_err
 
 
 def _targets_table(result: dict) -> Table:
@@ -30,12 +29,16 @@ def benchmark(
     videos: Annotated[int, typer.Option(min=1, help="Files used by every measurement.")] = 48,
     batches: Annotated[int, typer.Option(min=1, help="Measured batches for the loader and the training step.")] = 30,
     warmup_batches: Annotated[int, typer.Option(min=0, help="Batches run first and not counted.")] = 2,
-    workers: Annotated[Optional[int], typer.Option(help="Data loader processes [default: cores, max 4].")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 [default: cuda if present].")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads [default: torch's]; 1 on a shared machine.")] = None,
+    workers: WorkersOption = None,
+    device: DeviceOption = None,
+    threads: Annotated[
+        Optional[int], typer.Option(min=1, help="Torch threads (default: torch's); 1 on a machine other jobs share.")
+    ] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the full result to this file.")] = None,
 ) -> None:
     """Measure loader clips/s, training data wait and predict vs transformers' pipeline; JSON on stdout."""
+    from vidcls.benchmark import run_benchmark  # torch loads only when a command needs it
+
     with console_err.status("Benchmarking (a few minutes)..."):
         result = run_benchmark(
             data, model, videos=videos, batches=batches, warmup_batches=warmup_batches, workers=workers,
