@@ -26,10 +26,10 @@ import numpy as np
 import psutil
 import torch
 
-from vidcls.benchmark import GUIDE_SPEC
+from vidcls.benchmarking import GUIDE_SPEC
 from vidcls.layout import DatasetIndex, VideoRecord
 from vidcls.models import create_model
-from vidcls.train import TrainConfig, build_loaders
+from vidcls.training import TrainConfig, build_loaders
 from vidcls.video_io import probe_video
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from videos import moving_square, write_video
-from vidcls.benchmark import check_targets, run_benchmark, select_records
+from vidcls.benchmarking import check_targets, run_benchmark, select_records
 
 FIGURES = (
     "loader_clips_per_s", "train_clips_per_s", "data_wait_fraction", "predict_ms_per_video",

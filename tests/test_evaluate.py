@@ -13,11 +13,11 @@ import torch
 from typer.testing import CliRunner
 
 import vidcls.cli.evaluate  # noqa: F401  (registers `eval`)
-import vidcls.evaluate
+import vidcls.evaluation
 from conftest import CLASSES
 from vidcls.cli._app import app
 from vidcls.errors import ModelError
-from vidcls.evaluate import classification_metrics, evaluate
+from vidcls.evaluation import classification_metrics, evaluate
 from vidcls.layout import discover_dataset
 from vidcls.models import load_model
 
@@ -70,7 +70,7 @@ def test_a_file_that_fails_while_evaluating_is_named_and_the_run_finishes(loaded
         moved.append((gone, shutil.move(gone, gone.with_suffix(".moved"))))
         return index
 
-    monkeypatch.setattr(vidcls.evaluate, "discover_dataset", discover_then_move_one_away)
+    monkeypatch.setattr(vidcls.evaluation, "discover_dataset", discover_then_move_one_away)
     try:
         result = evaluate(loaded, broken_dataset[0], split="val", workers=0)
     finally:

@@ -11,7 +11,7 @@ import vidcls.cli.predict  # noqa: F401  (registers `predict`)
 from conftest import CLASSES
 from vidcls.cli._app import app
 from vidcls.models import load_model
-from vidcls.predict import VideoClassifier, predict
+from vidcls.prediction import VideoClassifier, predict
 
 
 @pytest.fixture(scope="module")

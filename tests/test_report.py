@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from vidcls.evaluate import EvaluationResult, evaluate
+from vidcls.evaluation import EvaluationResult, evaluate
 from vidcls.report import write_report
 
 

@@ -19,7 +19,7 @@ from vidcls.datasets import TrainClipDataset
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.layout import discover_dataset
 from vidcls.models import create_model
-from vidcls.train import CHECKPOINT, METRICS_FILE, TrainConfig, train
+from vidcls.training import CHECKPOINT, METRICS_FILE, TrainConfig, train
 
 VIDCLS = [sys.executable, "-m", "vidcls.cli"]
 

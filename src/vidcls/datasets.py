@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -90,14 +91,19 @@ class EvalClipDataset(Dataset):
             return EvalSample(index, None, error.reason)
 
 
+def read_views(path: str | Path, clips: list[np.ndarray], transform: EvalTransform) -> torch.Tensor:
+    """Decode all clips in one pass and crop them: uint8 (clips, crops, T, C, H, W)."""
+    frames = read_frames(path, np.concatenate(clips), short_side=transform.decode_short_side())
+    per_clip = frames.reshape(len(clips), -1, *frames.shape[1:])
+    return torch.stack([transform(clip) for clip in per_clip])
+
+
 def load_eval_views(
     path, video_frames: int, spec: ClipSpec, num_clips: int, transform: EvalTransform
 ) -> torch.Tensor:
-    """Decode all clips of a video in one pass and crop them: (clips * crops, T, C, H, W) uint8."""
+    """The test views of a video: ``num_clips`` uniform clips x crops, (clips * crops, T, C, H, W) uint8."""
     clips = uniform_clip_indices(video_frames, spec.num_frames, spec.sample_rate, num_clips)
-    frames = read_frames(path, np.concatenate(clips), short_side=transform.decode_short_side())
-    per_clip = frames.reshape(num_clips, spec.num_frames, *frames.shape[1:])
-    return torch.cat([transform(clip) for clip in per_clip])
+    return read_views(path, clips, transform).flatten(0, 1)
 
 
 def collate_eval(samples: list[EvalSample]) -> tuple[torch.Tensor | None, list[int], list[EvalSample]]:

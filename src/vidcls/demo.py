@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 from vidcls.errors import OutputExistsError
-from vidcls.evaluate import evaluate
-from vidcls.predict import predict
+from vidcls.evaluation import evaluate
+from vidcls.prediction import predict
 from vidcls.report import write_report
 from vidcls.synthetic import write_synthetic_dataset
-from vidcls.train import TrainConfig, train
+from vidcls.training import TrainConfig, train
 
 DEMO_MARKER = ".vidcls-demo"
 # Tuned so that `tiny` reaches >= 0.9 test top-1 in a few minutes on 2 CPU cores.

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from vidcls.evaluate import EvaluationResult
+from vidcls.evaluation import EvaluationResult
 
 WORST_CLASSES = 5
 CONFUSION_FILE = "confusion_matrix.png"

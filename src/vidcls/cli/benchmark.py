@@ -37,7 +37,7 @@ def benchmark(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the full result to this file.")] = None,
 ) -> None:
     """Measure loader clips/s, training data wait and predict vs transformers' pipeline; JSON on stdout."""
-    from vidcls.benchmark import run_benchmark  # torch loads only when a command needs it
+    from vidcls.benchmarking import run_benchmark  # torch loads only when a command needs it
 
     with console_err.status("Benchmarking (a few minutes)..."):
         result = run_benchmark(

@@ -13,7 +13,7 @@ from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_e
 from vidcls.sampling import DEFAULT_CLIPS
 
 if TYPE_CHECKING:
-    from vidcls.evaluate import EvaluationResult
+    from vidcls.evaluation import EvaluationResult
 
 
 def _summary(result: EvaluationResult) -> str:
@@ -60,7 +60,7 @@ def evaluate_command(
     device: DeviceOption = None,
 ) -> None:
     """Evaluate a model on a dataset split: accuracy, per-class scores, confusion matrix."""
-    from vidcls.evaluate import evaluate  # torch loads only when a command needs it
+    from vidcls.evaluation import evaluate  # torch loads only when a command needs it
     from vidcls.report import write_report
 
     result = evaluate(

@@ -55,7 +55,7 @@ def predict(
     device: DeviceOption = None,
 ) -> None:
     """Classify videos; files that cannot be read are named on stderr and make the exit status 1."""
-    from vidcls.predict import iter_predict  # torch loads only when a command needs it
+    from vidcls.prediction import iter_predict  # torch loads only when a command needs it
 
     results = iter_predict(model, paths, top_k=top_k, clips=clips, window=window, sampling=sampling, device=device)
     predicted, failed = [], 0

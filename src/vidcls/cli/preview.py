@@ -34,7 +34,7 @@ def preview(
     device: DeviceOption = None,
 ) -> None:
     """Write a GIF of exactly the frames the model takes as input, captioned with its prediction."""
-    from vidcls.preview import write_preview  # torch loads only when a command needs it
+    from vidcls.gif_preview import write_preview  # torch loads only when a command needs it
 
     shown = write_preview(
         video, out, model=model, num_frames=num_frames, sample_rate=sample_rate, size=size, clips=clips,

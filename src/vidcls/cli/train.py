@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
+from vidcls.cli._app import DeviceOption, WorkersOption, app, console
 from vidcls.cli.data import render_bad_files
 
 
@@ -33,7 +33,7 @@ def train(
     device: DeviceOption = None,
 ) -> None:
     """Train a video classifier; OUTPUT ends as a transformers model directory."""
-    from vidcls.train import TrainConfig, train as run_training  # torch loads only when a command needs it
+    from vidcls.training import TrainConfig, train as run_training  # torch loads only when a command needs it
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(

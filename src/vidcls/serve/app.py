@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from vidcls.errors import VideoReadError
-from vidcls.predict import VideoClassifier
+from vidcls.prediction import VideoClassifier
 from vidcls.serve.predictor import Predictor
 from vidcls.serve.schemas import ErrorResponse, HealthResponse, LabelsResponse, PredictOptions, PredictResponse
 from vidcls.serve.uploads import FILE_FIELD, received_upload

@@ -21,7 +21,7 @@ from fastapi import HTTPException
 from PIL import Image
 
 from vidcls.inference import video_probabilities
-from vidcls.predict import VideoClassifier
+from vidcls.prediction import VideoClassifier
 from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.schemas import PredictOptions, PredictResponse
 

@@ -22,7 +22,8 @@ from vidcls.inference import pick_device, video_probabilities
 from vidcls.models import LoadedModel, load_model
 from vidcls.sampling import DEFAULT_CLIPS, Sampling, pipeline_clip_indices, uniform_clip_indices, window_clip_indices
 from vidcls.transforms import ClipSpec, EvalTransform
-from vidcls.video_io import VIDEO_EXTENSIONS, VideoInfo, is_video_file, probe_video, read_frames
+from vidcls.datasets import read_views
+from vidcls.video_io import VIDEO_EXTENSIONS, VideoInfo, is_video_file, probe_video
 
 
 
@@ -43,13 +44,6 @@ def clip_indices(info: VideoInfo, spec: ClipSpec, clips: int, sampling: Sampling
     if sampling == "pipeline":
         return [pipeline_clip_indices(spec.num_frames)]
     raise ValueError(f"sampling must be 'uniform' or 'pipeline', got {sampling!r}")
-
-
-def read_views(path: str | Path, clips: list[np.ndarray], transform: EvalTransform) -> torch.Tensor:
-    """Decode all clips in one pass and crop them: uint8 (clips, crops, T, C, H, W)."""
-    frames = read_frames(path, np.concatenate(clips), short_side=transform.decode_short_side())
-    per_clip = frames.reshape(len(clips), -1, *frames.shape[1:])
-    return torch.stack([transform(clip) for clip in per_clip])
 
 
 def top_k_labels(probabilities: torch.Tensor, labels: list[str], top_k: int) -> list[dict]:

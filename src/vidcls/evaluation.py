@@ -31,9 +31,9 @@ from vidcls.errors import DatasetError, ModelError, VidclsError
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, load_model, spec_as_dict
-from vidcls.predict import top_k_labels
+from vidcls.prediction import top_k_labels
 from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.train import default_workers
+from vidcls.training import default_workers
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from vidcls.datasets import EvalClipDataset, TrainClipDataset, collate_eval
 from vidcls.errors import OutputExistsError, VidclsError
-from vidcls.inference import autocast, model_logits, pick_device, video_probabilities
+from vidcls.inference import model_logits, pick_device, video_probabilities
 from vidcls.layout import BadFile, DatasetIndex, discover_dataset
 from vidcls.models import PRESETS, LoadedModel, create_model, save_model
 

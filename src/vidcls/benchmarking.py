@@ -41,9 +41,9 @@ import torch
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, create_model, save_model, spec_as_dict
-from vidcls.predict import VideoClassifier
+from vidcls.prediction import VideoClassifier
 from vidcls.sampling import pipeline_clip_indices
-from vidcls.train import TrainConfig, build_loaders, default_workers, lr_schedule, step_threads, train_one_epoch
+from vidcls.training import TrainConfig, build_loaders, default_workers, lr_schedule, step_threads, train_one_epoch
 from vidcls.transforms import ClipSpec, EvalTransform
 from vidcls.video_io import read_frames
 

@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw, ImageFont
 from vidcls.errors import ModelError
 from vidcls.inference import video_probabilities
 from vidcls.models import LoadedModel, spec_as_dict
-from vidcls.predict import VideoClassifier, clip_indices, read_views
+from vidcls.datasets import read_views
+from vidcls.prediction import VideoClassifier, clip_indices
 from vidcls.sampling import Sampling
 from vidcls.transforms import ClipSpec, EvalTransform, denormalize_to_uint8, normalize_batch
 from vidcls.video_io import probe_video

@@ -1,0 +1,79 @@
+"""vidcls: fine-tune, evaluate, run and serve video classifiers from a folder of labelled videos.
+
+The Python API mirrors the CLI, one function per command; each returns plain data. Torch
+and transformers load on first use, so `import vidcls` stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from vidcls.errors import DatasetError, ModelError, OutputExistsError, VidclsError, VideoReadError
+
+if TYPE_CHECKING:
+    from vidcls.evaluation import EvaluationResult
+    from vidcls.layout import DatasetIndex
+    from vidcls.synthetic import SyntheticDatasetSummary
+    from vidcls.training import TrainResult
+
+__version__ = "0.1.0"
+__all__ = [
+    "DatasetError", "ModelError", "OutputExistsError", "VidclsError", "VideoReadError",
+    "benchmark", "discover", "evaluate", "predict", "preview", "sample", "train",
+]
+
+
+def sample(out: str | Path, **options) -> SyntheticDatasetSummary:
+    """Write the embedded synthetic motion dataset (`vidcls sample`); options as `write_synthetic_dataset`."""
+    from vidcls.synthetic import write_synthetic_dataset
+
+    return write_synthetic_dataset(Path(out), **options)
+
+
+def discover(data: str | Path, **options) -> DatasetIndex:
+    """Classes, splits, videos and unreadable files of a dataset folder (`vidcls data`)."""
+    from vidcls.layout import discover_dataset
+
+    return discover_dataset(data, **options)
+
+
+def train(data: str | Path, output: str | Path, **options) -> TrainResult:
+    """Train a classifier into ``output`` (`vidcls train`); options are `TrainConfig`'s fields."""
+    from vidcls.training import TrainConfig, train as run_training
+
+    return run_training(TrainConfig(data=str(data), output=str(output), **options))
+
+
+def evaluate(model: str | Path, data: str | Path, *, report: str | Path | None = None, **options) -> EvaluationResult:
+    """Multi-view evaluation (`vidcls eval`); with ``report`` also writes the Markdown report there."""
+    from vidcls.evaluation import evaluate as run_evaluation
+    from vidcls.report import write_report
+
+    result = run_evaluation(model, data, **options)
+    if report is not None:
+        write_report(result, report)
+    return result
+
+
+def predict(model: str | Path, paths: Iterable[str | Path] | str | Path, **options) -> list[dict]:
+    """Top-k labels for files and folders (`vidcls predict`); one dict per video, errors included."""
+    from vidcls.prediction import predict as run_prediction
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return run_prediction(model, paths, **options)
+
+
+def preview(video: str | Path, out_gif: str | Path, **options) -> dict:
+    """A GIF of the frames the model sees (`vidcls preview`)."""
+    from vidcls.gif_preview import write_preview
+
+    return write_preview(video, out_gif, **options)
+
+
+def benchmark(data: str | Path, **options) -> dict:
+    """Loader, training and prediction speed against transformers' pipeline (`vidcls benchmark`)."""
+    from vidcls.benchmarking import run_benchmark
+
+    return run_benchmark(data, **options)
