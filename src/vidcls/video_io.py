@@ -73,7 +73,8 @@ def _open(path: str | Path) -> av.container.InputContainer:
 
 
 def _reason(error: Exception) -> str:
-    text = str(error).strip()
+    """FFmpeg's words for the problem, without the errno number and the path we already name."""
+    text = getattr(error, "strerror", None) or str(error).strip()
     return text.split(": '")[0] if text else type(error).__name__
 
 
