@@ -138,21 +138,11 @@ def _predict_file(classifier: VideoClassifier, path: Path, **options) -> dict:
         return {"path": str(path), "error": error.reason}
 
 
-def predict(
-    model: str | Path | LoadedModel,
-    paths: Iterable[str | Path],
-    *,
-    top_k: int = 5,
-    clips: int = DEFAULT_CLIPS,
-    window: float | None = None,
-    sampling: Sampling = "uniform",
-    device: str | None = None,
-) -> list[dict]:
+def predict(model: str | Path | LoadedModel, paths: Iterable[str | Path], **options) -> list[dict]:
     """Classify files and folders of videos (searched recursively); a file that fails gives {"path", "error"}.
 
     Each result is a plain dict: path, top_k ([{"label", "score"}]), duration (s) and windows
     (per-``window``-seconds top-k, empty without ``window``). One bad file never stops the rest.
+    Options as `iter_predict`: top_k, clips, window, sampling, device.
     """
-    return list(iter_predict(
-        model, paths, top_k=top_k, clips=clips, window=window, sampling=sampling, device=device
-    ))
+    return list(iter_predict(model, paths, **options))
