@@ -3,10 +3,10 @@
 Four figures, each against the baseline it is meant to beat (issue 5, on 2 CPU cores):
 
 - ``loader_clips_per_s``: the training loader at the guide's settings (16 frames every 4th,
-  random short side 256-320, random 224 crop, flip, batch 8), built by `train.build_loaders`
+  random short side 256-320, random 224 crop, flip, batch 8), built by `training.build_loaders`
   with vidcls' default workers, counted as the training step receives batches. The guide's
   pytorchvideo pipeline gives ~10 clips/s there; the target is 100.
-- ``train_clips_per_s`` / ``data_wait_fraction``: `train.train_one_epoch` on the chosen model
+- ``train_clips_per_s`` / ``data_wait_fraction``: `training.train_one_epoch` on the chosen model
   fed by its own loader; the step should wait for data less than 10% of the time.
 - ``predict_ms_per_video`` vs ``pipeline_ms_per_video``: `VideoClassifier.predict` and
   ``transformers.pipeline("video-classification")`` on the same saved model, the same files and
@@ -166,7 +166,7 @@ def select_records(data: str | Path, videos: int) -> tuple[list[VideoRecord], li
 
 
 def _loader(records, labels, loaded: LoadedModel, spec: ClipSpec, batch_size, workers, clips_needed, device, seed):
-    """The training loader `train.build_loaders` makes, over ``records`` repeated to one long epoch."""
+    """The training loader `training.build_loaders` makes, over ``records`` repeated to one long epoch."""
     repeated = records * math.ceil(clips_needed / len(records))
     index = DatasetIndex(Path("."), "benchmark", labels, {"train": repeated, "val": [], "test": []})
     config = TrainConfig(data="", output="", batch_size=batch_size, workers=workers, seed=seed, progress=False)
@@ -200,7 +200,7 @@ def measure_loader(
 
 
 def measure_training(records, labels, loaded, batch_size, workers, batches, warmup_batches, device, seed) -> dict:
-    """`train.train_one_epoch` on ``batches`` batches of the model's own loader, after warm-up steps."""
+    """`training.train_one_epoch` on ``batches`` batches of the model's own loader, after warm-up steps."""
     model = loaded.model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(batches + warmup_batches, 0.1))
