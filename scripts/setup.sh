@@ -18,8 +18,9 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 
-stamp=.venv/.vidcls-installed
-want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $torch_spec extras=$extras"
+# One stamp per set of extras, so running the demo after the tests does not reinstall.
+stamp=.venv/.vidcls-installed${extras:+-$extras}
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $torch_spec"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setting up .venv ($torch_spec${extras:+, $extras extras})" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check "$torch_spec"
