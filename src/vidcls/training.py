@@ -170,7 +170,7 @@ def lr_schedule(total_steps: int, warmup_ratio: float):
     return factor
 
 
-def validation_accuracy(model, loader, labels: list[str], index_records, label2id, spec) -> float:
+def validation_accuracy(model, loader, index_records, label2id: dict[str, int], spec) -> float:
     """Top-1 accuracy on the validation loader (videos that fail to decode are left out)."""
     model.eval()
     correct = total = 0
@@ -271,7 +271,7 @@ def train(config: TrainConfig) -> TrainResult:
         for epoch in range(state["epoch"] + 1, epochs + 1):
             row = {"epoch": epoch, **train_one_epoch(model, train_loader, optimizer, scheduler, loaded.spec, device, epoch, config.progress)}
             if val_loader is not None:
-                row["val_accuracy"] = validation_accuracy(model, val_loader, index.labels, val_records, index.label2id, loaded.spec)
+                row["val_accuracy"] = validation_accuracy(model, val_loader, val_records, index.label2id, loaded.spec)
             _record_epoch(output, loaded, state, row)
             save_checkpoint(output / CHECKPOINT, {
                 **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
