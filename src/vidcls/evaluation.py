@@ -81,8 +81,6 @@ def evaluate(
 
     ``device`` applies when the model is loaded here; a `LoadedModel` stays where it is.
     """
-    if crops not in (1, 3):
-        raise VidclsError(f"crops must be 1 (centre) or 3 (both ends and centre), got {crops}")
     if clips < 1:
         raise VidclsError(f"clips must be at least 1, got {clips}")
     loaded = model if isinstance(model, LoadedModel) else load_model(str(model), pick_device(device))

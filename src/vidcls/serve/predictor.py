@@ -2,7 +2,7 @@
 
 A request's clips are decoded in a worker thread (at most one decode per core at a time, which
 also bounds the memory held by decoded views), then scored by the forward batcher together with
-whatever else is waiting. A timeline request goes through `VideoClassifier.predict(window=...)`.
+whatever else is waiting. A timeline request also reads its windows through `VideoClassifier.timeline`.
 """
 
 from __future__ import annotations
@@ -65,30 +65,23 @@ class Predictor:
         views, duration = await self._in_worker(
             self.classifier.preprocess, path, options.clips, sampling=options.sampling
         )
-        if options.window:
-            top_k, windows = await self._timeline(path, duration, options)
-        else:
-            probabilities = await self.batcher.probabilities(views)
-            top_k, windows = self.classifier.postprocess(probabilities, options.top_k), []
+        probabilities = await self.batcher.probabilities(views)
+        top_k = self.classifier.postprocess(probabilities, options.top_k)
+        windows = await self._timeline(path, duration, options) if options.window else []
         frames = await self._in_worker(frame_strip, views[0, views.shape[1] // 2]) if options.frames else []
         return PredictResponse(
             model=self.model_name, top_k=top_k, duration=duration, windows=windows, frames=frames,
             time_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    async def _timeline(self, path: Path, duration: float, options: PredictOptions) -> tuple[list[dict], list[dict]]:
-        """Whole-video and per-window top-k. `predict` decodes the video once more: the price of
-        keeping to VideoClassifier's public calls, paid only by timeline requests."""
+    async def _timeline(self, path: Path, duration: float, options: PredictOptions) -> list[dict]:
+        """Per-window top-k; the whole-video clips were already decoded, so only the windows are read."""
         if duration / options.window > MAX_WINDOWS:
             raise HTTPException(
                 422, f"window={options.window:g} s would cut this {duration:.0f} s video into more than "
                 f"{MAX_WINDOWS} windows; use at least {duration / MAX_WINDOWS:.2f} s.",
             )
-        prediction = await self._in_worker(
-            self.classifier.predict, path, top_k=options.top_k, clips=options.clips, window=options.window,
-            sampling=options.sampling,
-        )
-        return prediction.top_k, prediction.windows
+        return await self._in_worker(self.classifier.timeline, path, options.window, options.top_k)
 
     async def _in_worker(self, function: Callable[..., T], *args, **kwargs) -> T:
         """Run CPU work (decoding, JPEG encoding) in a thread, no more at once than there are cores."""
