@@ -43,7 +43,8 @@ from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, create_model, save_model, spec_as_dict
 from vidcls.prediction import VideoClassifier
 from vidcls.sampling import pipeline_clip_indices
-from vidcls.training import TrainConfig, build_loaders, default_workers, lr_schedule, step_threads, train_one_epoch
+from vidcls.datasets import default_workers
+from vidcls.training import TrainConfig, build_loaders, lr_schedule, step_threads, train_one_epoch
 from vidcls.transforms import ClipSpec, EvalTransform
 from vidcls.video_io import read_frames
 

@@ -8,6 +8,7 @@ the pixels the crop keeps (`video_io.read_clip`).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from vidcls.video_io import read_clip, read_frames
 logger = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 20
+
+
+def default_workers() -> int:
+    """Loader processes when none are asked for: one per core, at most 4."""
+    return min(os.cpu_count() or 1, 4)
 
 
 class TrainClipDataset(Dataset):

@@ -24,16 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from vidcls.datasets import EvalClipDataset, collate_eval
+from vidcls.datasets import EvalClipDataset, collate_eval, default_workers
 from vidcls.errors import DatasetError, ModelError, VidclsError
-from vidcls.inference import pick_device, video_probabilities
+from vidcls.inference import pick_device, score_loader
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, load_model, spec_as_dict
 from vidcls.prediction import top_k_labels
 from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.training import default_workers
 
 logger = logging.getLogger(__name__)
 
@@ -125,14 +123,8 @@ def score_videos(
         EvalClipDataset(records, loaded.spec, num_clips=clips, num_crops=crops),
         batch_size=batch_size, num_workers=workers, collate_fn=collate_eval, pin_memory=device.type == "cuda",
     )
-    probabilities, positions, failed = [], [], []
-    for views, batch_positions, batch_failed in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
-        if views is not None:
-            probabilities.append(video_probabilities(loaded.model, views, loaded.spec))
-            positions.extend(batch_positions)
-        failed.extend({"path": str(records[s.index].path), "reason": s.error} for s in batch_failed)
-    scores = torch.cat(probabilities) if probabilities else torch.empty(0, len(loaded.labels))
-    return scores, positions, failed
+    scores, positions, failed = score_loader(loaded.model, loader, loaded.spec, progress)
+    return scores, positions, [{"path": str(records[s.index].path), "reason": s.error} for s in failed]
 
 
 def discovery_failures(index: DatasetIndex, records: list[VideoRecord]) -> list[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from tqdm.auto import tqdm
 
 from vidcls.transforms import ClipSpec, normalize_batch
 
@@ -51,3 +52,16 @@ def video_probabilities(
         chunk = flat[start : start + max_clips_per_forward].to(device, non_blocking=True)
         probs.append(model_logits(model, chunk, spec).softmax(-1))
     return torch.cat(probs).view(videos, num_views, -1).mean(1).cpu()
+
+
+def score_loader(model: torch.nn.Module, loader, spec: ClipSpec, progress: bool = False) -> tuple[torch.Tensor, list[int], list]:
+    """Score every video of a `collate_eval` loader: probabilities (videos, classes), their dataset
+    positions, and the samples that failed to decode. Validation and `evaluate` share it."""
+    probabilities, positions, failed = [], [], []
+    for views, batch_positions, batch_failed in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        if views is not None:
+            probabilities.append(video_probabilities(model, views, spec))
+            positions.extend(batch_positions)
+        failed.extend(batch_failed)
+    num_labels = model.config.num_labels
+    return (torch.cat(probabilities) if probabilities else torch.empty(0, num_labels)), positions, failed

@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from vidcls.datasets import EvalClipDataset, TrainClipDataset, collate_eval
+from vidcls.datasets import EvalClipDataset, TrainClipDataset, collate_eval, default_workers
 from vidcls.errors import OutputExistsError, VidclsError
-from vidcls.inference import model_logits, pick_device, video_probabilities
+from vidcls.inference import model_logits, pick_device, score_loader
 from vidcls.layout import BadFile, DatasetIndex, discover_dataset
 from vidcls.models import PRESETS, LoadedModel, create_model, save_model
 
@@ -83,8 +83,6 @@ class TrainResult:
     labels: list[str] = field(default_factory=list)
 
 
-def default_workers() -> int:
-    return min(os.cpu_count() or 1, 4)
 
 
 @contextlib.contextmanager
@@ -173,15 +171,11 @@ def lr_schedule(total_steps: int, warmup_ratio: float):
 def validation_accuracy(model, loader, index_records, label2id: dict[str, int], spec) -> float:
     """Top-1 accuracy on the validation loader (videos that fail to decode are left out)."""
     model.eval()
-    correct = total = 0
-    for views, positions, _failed in loader:
-        if views is None:
-            continue
-        predicted = video_probabilities(model, views, spec).argmax(-1)
-        truth = torch.tensor([label2id[index_records[i].label] for i in positions])
-        correct += int((predicted == truth).sum())
-        total += len(positions)
-    return correct / total if total else float("nan")
+    probabilities, positions, _failed = score_loader(model, loader, spec)
+    if not positions:
+        return float("nan")
+    truth = torch.tensor([label2id[index_records[i].label] for i in positions])
+    return float((probabilities.argmax(-1) == truth).float().mean())
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, spec, device, epoch: int, progress: bool) -> dict:
