@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Create or refresh the project-local virtualenv (.venv) with vidcls installed in it.
-# Needs only python3 (>= 3.11). Re-runs are quick: packages are reinstalled only when
-# pyproject.toml or this script changed. Set VIDCLS_TORCH to pick another torch build.
+# Needs only python3 (>= 3.11) and, for TorchCodec, Debian's FFmpeg libraries (installed here when
+# missing and we are root). Re-runs are quick: packages are reinstalled only when pyproject.toml or
+# this script changed. Set VIDCLS_TORCH to pick other torch / torchvision / torchcodec builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
-torch_spec=${VIDCLS_TORCH:-torch==2.13.0}   # the CPU build; pip takes a GPU build on GPU machines via VIDCLS_TORCH=torch
+# PyPI's builds: they run on the CPU and on CUDA GPUs. torchvision + TorchCodec give saved models a
+# video processor that transformers.pipeline reads (frames spread over the whole video, as vidcls samples).
+torch_spec=${VIDCLS_TORCH:-torch==2.14.1 torchvision==0.29.1 torchcodec==0.17.0}
 extras=${1:-}                               # "test" adds the test tools
 
 if [ ! -x .venv/bin/python ]; then
@@ -18,12 +21,22 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 
+# TorchCodec decodes with the system's FFmpeg libraries (libavutil & co).
+if ! ldconfig -p 2>/dev/null | grep -q libavutil; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's FFmpeg libraries for TorchCodec" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    else
+        echo "warning: FFmpeg libraries not found; install ffmpeg so TorchCodec (transformers.pipeline) can decode" >&2
+    fi
+fi
+
 # One stamp per set of extras, so running the demo after the tests does not reinstall.
 stamp=.venv/.vidcls-installed${extras:+-$extras}
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $torch_spec"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setting up .venv ($torch_spec${extras:+, $extras extras})" >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check "$torch_spec"
+    .venv/bin/python -m pip install -q --disable-pip-version-check $torch_spec
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
     echo "$want" > "$stamp"
 fi
