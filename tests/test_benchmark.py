@@ -51,7 +51,7 @@ def test_result_records_machine_and_settings(result):
     assert settings["loader_spec"]["num_frames"] == 16 and settings["loader_spec"]["sample_rate"] == 4
     assert settings["loader_spec"]["crop_size"] == 224
     assert settings["model_spec"]["num_frames"] == 8
-    assert settings["predict_frames"] == list(range(8))  # the pipeline's frames
+    assert settings["predict_views"].startswith("1 segment clip")  # the pipeline's frames
     assert settings["video_frames"] == {"min": 40, "mean": 40.0, "max": 40}
     assert "fewer than 150 frames" in result["warning"]  # 40-frame files do not measure seeking
     json.dumps(result)  # plain data

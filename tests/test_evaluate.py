@@ -91,7 +91,7 @@ def test_more_clips_than_fit_and_three_crops(loaded, broken_dataset, tmp_path):
 def test_dataset_class_unknown_to_the_model_is_refused_before_decoding(loaded, broken_dataset, tmp_path, monkeypatch):
     shutil.copytree(broken_dataset[0] / "test", tmp_path / "test")
     shutil.copytree(broken_dataset[0] / "test" / "MoveUp", tmp_path / "train" / "Jump")
-    monkeypatch.setattr("vidcls.datasets.read_frames", lambda *a, **k: pytest.fail("decoded before the check"))
+    monkeypatch.setattr("vidcls.preprocess.read_frames", lambda *a, **k: pytest.fail("decoded before the check"))
     with pytest.raises(ModelError, match="Jump"):
         evaluate(loaded, tmp_path, split="test", workers=0)
 

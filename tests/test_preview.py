@@ -27,10 +27,12 @@ def test_gif_holds_the_models_frames_with_its_prediction(trained_model, video, t
 
 
 def test_without_a_model_options_set_the_frames(video, tmp_path):
-    shown = write_preview(video, tmp_path / "p.gif", num_frames=5, sample_rate=2, size=32)
+    shown = write_preview(video, tmp_path / "p.gif", num_frames=5, sample_rate=2, size=32, sampling="dense")
     assert Image.open(tmp_path / "p.gif").n_frames == 5 and shown["prediction"] is None
-    assert shown["frame_indices"] == [15, 17, 19, 21, 23]  # the centre clip
+    assert shown["frame_indices"] == [15, 17, 19, 21, 23]  # the centre dense clip
     assert shown["spec"]["crop_size"] == 32
+    segment = write_preview(video, tmp_path / "s.gif", num_frames=5, size=32)
+    assert segment["frame_indices"] == [0, 8, 16, 24, 32]  # the 40-frame video in 5 segments
 
 
 def test_frame_count_the_model_cannot_take_is_refused(trained_model, video, tmp_path):

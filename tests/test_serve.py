@@ -105,8 +105,8 @@ def test_window_returns_a_timeline(client, video):
     assert all(len(window["top_k"]) == 1 for window in windows)
 
 
-def test_pipeline_sampling_reads_one_clip(client, video):
-    response = post_video(client, video, sampling="pipeline", frames="true")
+def test_sampling_and_crops_can_be_asked_for(client, video):
+    response = post_video(client, video, sampling="dense", crops=3, clips=1, frames="true")
     assert response.status_code == 200 and len(response.json()["frames"]) == 8
 
 
@@ -194,6 +194,7 @@ def test_junk_bytes_are_415_with_a_clear_message(client, uploads):
         (dict(files={"file": ("clip.avi", b"123")}, data={"clips": "many"}), 422),
         (dict(files={"file": ("clip.avi", b"123")}, params={"window": -1}), 422),
         (dict(files={"file": ("clip.avi", b"123")}, params={"sampling": "random"}), 422),
+        (dict(files={"file": ("clip.avi", b"123")}, params={"crops": 2}), 422),
     ],
 )
 def test_bad_requests(client, request_kwargs, status):

@@ -32,11 +32,12 @@ def _config(data: Path, output: Path, **overrides) -> TrainConfig:
 def test_output_is_a_transformers_model_directory(trained_model, motion_dataset):
     from transformers import pipeline
 
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", METRICS_FILE, "training_curve.png"):
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
+                 METRICS_FILE, "training_curve.png"):
         assert (trained_model / name).is_file(), name
     config = json.loads((trained_model / "config.json").read_text())
     assert config["id2label"] == {str(i): label for i, label in enumerate(sorted(CLASSES))}
-    assert config["vidcls"] == {"num_frames": 8, "sample_rate": 4}
+    assert config["vidcls"] == {"num_frames": 8, "sample_rate": 4, "sampling": "segment"}
     classifier = pipeline("video-classification", model=str(trained_model))
     video = next((motion_dataset / "test" / "MoveUp").glob("*.avi"))
     result = classifier(str(video), top_k=3)
@@ -67,23 +68,40 @@ def test_resume_without_checkpoint_is_refused(motion_dataset, tmp_path):
         train(_config(motion_dataset, tmp_path / "fresh", resume=True))
 
 
-def test_resume_continues_after_a_kill(motion_dataset, tmp_path):
-    output = tmp_path / "killed"
-    command = VIDCLS + ["train", str(motion_dataset), "--output", str(output), "--epochs", "40",
-                        "--batch-size", "6", "--workers", "0", "--no-flip"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.time() + 120
-    while not (output / CHECKPOINT).exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
+def test_resume_after_a_kill_is_the_run_that_was_never_killed(motion_dataset, tmp_path):
+    settings = ["--model", "tiny", "--epochs", "4", "--batch-size", "6", "--workers", "1", "--no-flip", "--seed", "5"]
+    whole = tmp_path / "whole"
+    subprocess.run(VIDCLS + ["train", str(motion_dataset), "--output", str(whole), *settings], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(VIDCLS + ["train", str(motion_dataset), "--output", str(killed), *settings],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and _checkpoint_epoch(killed) < 2:
+        time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done = torch.load(output / CHECKPOINT, weights_only=False)["epoch"]
-    assert 1 <= done < 40
-    result = train(_config(motion_dataset, output, epochs=done + 1, resume=True))
-    assert result.epochs_run == done + 1
-    rows = [json.loads(line) for line in (output / METRICS_FILE).read_text().splitlines()]
-    assert [row["epoch"] for row in rows] == list(range(1, done + 2))
+    killed_after = _checkpoint_epoch(killed)
+    assert 2 <= killed_after < 4
+    # Resumed with other settings asked for: the run's own are kept, and the resume is recorded.
+    train(_config(motion_dataset, killed, epochs=9, lr=0.5, resume=True, workers=0))
+    ours, theirs = (torch.load(run / CHECKPOINT, weights_only=False) for run in (killed, whole))
+    assert ours["epoch"] == theirs["epoch"] == 4
+    for name, weights in theirs["model"].items():
+        torch.testing.assert_close(ours["model"][name], weights, rtol=1e-5, atol=1e-6, msg=name)
+    assert ours["scheduler"] == theirs["scheduler"]
+    rows = [[json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()] for run in (killed, whole)]
+    for mine, reference in zip(*rows, strict=True):
+        assert mine["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-5)
+        assert mine["val_accuracy"] == reference["val_accuracy"] and mine["lr"] == reference["lr"]
+    args = json.loads((killed / "train_args.json").read_text())
+    assert args["epochs"] == 4 and args["lr"] == 1e-3 and args["seed"] == 5
+    assert [entry["after_epoch"] for entry in args["resumed"]] == [killed_after]
+
+
+def _checkpoint_epoch(run: Path) -> int:
+    """The last epoch a run's checkpoint holds (0 before the first)."""
+    return torch.load(run / CHECKPOINT, weights_only=False)["epoch"] if (run / CHECKPOINT).exists() else 0
 
 
 def test_resume_refuses_other_classes(motion_dataset, trained_model, tmp_path):

@@ -153,15 +153,19 @@ def test_normalize_then_denormalize_round_trips():
     torch.testing.assert_close(denormalize_to_uint8(normalize_batch(batch, spec), spec), batch, atol=0, rtol=0)
 
 
-def test_normalisation_matches_the_models_image_processor():
-    """What the model sees from vidcls equals what transformers' VideoMAE processor gives the same frames."""
-    from vidcls.models import _processor_for, clip_spec_from, create_model
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_normalisation_matches_the_processors_saved_with_the_model(kind):
+    """What the model sees from vidcls equals what the VideoMAE processors vidcls saves give the same frames."""
+    from vidcls.models import clip_spec_from, create_model, image_processor_for, video_processor_for
 
     loaded = create_model("tiny", ["a", "b"])
-    processor = _processor_for(loaded.spec.crop_size)
+    processor = (image_processor_for if kind == "image" else video_processor_for)(loaded.spec)
     spec = clip_spec_from(loaded.model, processor)
+    assert spec == loaded.spec
     frames = np.random.default_rng(0).integers(0, 256, (spec.num_frames, spec.crop_size, spec.crop_size, 3), dtype=np.uint8)
-    expected = processor(list(frames), do_resize=False, do_center_crop=False, return_tensors="pt")["pixel_values"]
+    inputs = list(frames) if kind == "image" else [torch.from_numpy(frames)]
+    extra = {} if kind == "image" else {"do_sample_frames": False}
+    expected = processor(inputs, do_resize=False, do_center_crop=False, return_tensors="pt", **extra)["pixel_values"]
     ours = normalize_batch(to_clip_tensor(frames).unsqueeze(0), spec)
     assert ours.shape == expected.shape == (1, spec.num_frames, 3, spec.crop_size, spec.crop_size)
     torch.testing.assert_close(ours, expected.float(), atol=1e-5, rtol=1e-5)

@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from vidcls.errors import DatasetError, VideoReadError
 from vidcls.layout import VideoRecord
-from vidcls.sampling import random_clip_indices, uniform_clip_indices
+from vidcls.preprocess import train_view, video_views
 from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
-from vidcls.video_io import read_clip, read_frames
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +31,30 @@ def default_workers() -> int:
     return min(os.cpu_count() or 1, 4)
 
 
+class EpochSampler(Sampler):
+    """A shuffled order per epoch that follows from (seed, epoch) alone; yields (index, seed, epoch)
+    keys, so each clip's random draws follow from them too, whichever worker reads it and
+    whether or not the run was resumed (`set_epoch` before each epoch)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return ((int(index), self.seed, self.epoch) for index in order)
+
+
 class TrainClipDataset(Dataset):
-    """One random clip per video per epoch; a video that fails is logged and another taken."""
+    """One random clip per video per epoch; a video that fails is logged and another taken.
+
+    Items are keyed by (index, seed, epoch) (see `EpochSampler`); a plain index draws from torch's RNG.
+    """
 
     def __init__(
         self, records: list[VideoRecord], label2id: dict[str, int], spec: ClipSpec, flip: bool = True
@@ -46,22 +67,20 @@ class TrainClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        # Seeded from torch so DataLoader's per-worker, per-epoch seeding makes runs reproducible.
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+    def __getitem__(self, key: int | tuple[int, int, int]) -> tuple[torch.Tensor, int]:
+        if isinstance(key, tuple):
+            index, seed, epoch = key
+            rng = np.random.default_rng([seed, epoch, index])
+        else:
+            index, rng = key, np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         for _ in range(MAX_CONSECUTIVE_FAILURES):
             record = self.records[index]
             try:
-                return self._load(record, rng), self.label2id[record.label]
+                return train_view(record.path, record.info, self.spec, self.transform, rng), self.label2id[record.label]
             except VideoReadError as error:
                 logger.warning("skipping %s for this sample: %s", error.path, error.reason)
                 index = int(rng.integers(0, len(self.records)))
         raise DatasetError(f"{MAX_CONSECUTIVE_FAILURES} videos in a row failed to decode; last: {record.path}")
-
-    def _load(self, record: VideoRecord, rng: np.random.Generator) -> torch.Tensor:
-        indices = random_clip_indices(record.info.num_frames, self.spec.num_frames, self.spec.sample_rate, rng)
-        window = self.transform.sample_window(record.info.width, record.info.height, rng)
-        return torch.from_numpy(read_clip(record.path, indices, window))
 
 
 @dataclass
@@ -74,7 +93,7 @@ class EvalSample:
 
 
 class EvalClipDataset(Dataset):
-    """``num_clips`` uniformly spread clips x ``num_crops`` crops per video, for testing.
+    """``num_clips`` test clips x ``num_crops`` crops per video (`preprocess.video_views`).
 
     Failures are returned, not raised, so an evaluation reports them and goes on.
     """
@@ -83,7 +102,8 @@ class EvalClipDataset(Dataset):
         self.records = records
         self.spec = spec
         self.num_clips = num_clips
-        self.transform = EvalTransform(spec, num_crops=num_crops)
+        self.num_crops = num_crops
+        EvalTransform(spec, num_crops)  # refuse a bad crop count before any worker starts
 
     def __len__(self) -> int:
         return len(self.records)
@@ -91,25 +111,11 @@ class EvalClipDataset(Dataset):
     def __getitem__(self, index: int) -> EvalSample:
         record = self.records[index]
         try:
-            return EvalSample(index, load_eval_views(record.path, record.info.num_frames, self.spec, self.num_clips, self.transform))
+            views = video_views(record.path, self.spec, clips=self.num_clips, crops=self.num_crops, info=record.info)
+            return EvalSample(index, views.views)
         except VideoReadError as error:
             logger.warning("could not read %s: %s", error.path, error.reason)
             return EvalSample(index, None, error.reason)
-
-
-def read_views(path: str | Path, clips: list[np.ndarray], transform: EvalTransform) -> torch.Tensor:
-    """Decode all clips in one pass and crop them: uint8 (clips, crops, T, C, H, W)."""
-    frames = read_frames(path, np.concatenate(clips), short_side=transform.decode_short_side())
-    per_clip = frames.reshape(len(clips), -1, *frames.shape[1:])
-    return torch.stack([transform(clip) for clip in per_clip])
-
-
-def load_eval_views(
-    path, video_frames: int, spec: ClipSpec, num_clips: int, transform: EvalTransform
-) -> torch.Tensor:
-    """The test views of a video: ``num_clips`` uniform clips x crops, (clips * crops, T, C, H, W) uint8."""
-    clips = uniform_clip_indices(video_frames, spec.num_frames, spec.sample_rate, num_clips)
-    return read_views(path, clips, transform).flatten(0, 1)
 
 
 def collate_eval(samples: list[EvalSample]) -> tuple[torch.Tensor | None, list[int], list[EvalSample]]:

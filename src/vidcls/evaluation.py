@@ -1,7 +1,7 @@
 """Score a trained model on a dataset split: multi-view testing, metrics, per-video predictions.
 
-Each video is scored as VideoMAE and mmaction2 test it: ``clips`` clips spread evenly over
-the video x 1 or 3 crops, softmax averaged over those views (`EvalClipDataset` +
+Each video is scored as VideoMAE and mmaction2 test it: ``clips`` test clips (sampled as the
+model was trained, `vidcls.sampling`) x 1 or 3 crops, softmax averaged over those views (`EvalClipDataset` +
 `video_probabilities`, the same code as training's validation and `predict`).
 
 Default views: `DEFAULT_CLIPS` (4) clips x 1 centre crop, the `predict` default, so the accuracy
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,8 @@ from vidcls.inference import pick_device, score_loader
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, load_model, spec_as_dict
 from vidcls.prediction import top_k_labels
-from vidcls.sampling import DEFAULT_CLIPS
+from vidcls.sampling import DEFAULT_CLIPS, Sampling
+from vidcls.transforms import ClipSpec
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def evaluate(
     split: str = "test",
     clips: int = DEFAULT_CLIPS,
     crops: int = 1,
+    sampling: Sampling | None = None,
     batch_size: int = 8,
     workers: int | None = None,
     device: str | None = None,
@@ -78,15 +80,17 @@ def evaluate(
     """Score every video of one split of ``data`` with ``model`` (see the module docstring).
 
     ``device`` applies when the model is loaded here; a `LoadedModel` stays where it is.
+    ``sampling`` overrides the one the model was trained with.
     """
     if clips < 1:
         raise VidclsError(f"clips must be at least 1, got {clips}")
     loaded = model if isinstance(model, LoadedModel) else load_model(str(model), pick_device(device))
+    spec = replace(loaded.spec, sampling=sampling) if sampling else loaded.spec
     index = discover_dataset(data)
     records = index.split(split)
     check_labels(index.labels, loaded)
     started = time.perf_counter()
-    probabilities, scored, decode_failures = score_videos(loaded, records, clips, crops, batch_size, workers, progress)
+    probabilities, scored, decode_failures = score_videos(loaded.model, spec, records, clips, crops, batch_size, workers, progress)
     elapsed = time.perf_counter() - started
     if not scored:
         raise DatasetError(f"{index.root}: none of the {len(records)} videos of split '{split}' could be decoded")
@@ -96,7 +100,7 @@ def evaluate(
         failed=discovery_failures(index, records) + decode_failures,
         videos_per_s=len(scored) / elapsed,
         predictions=video_predictions(scored_records, probabilities, loaded.labels),
-        spec=spec_as_dict(loaded.spec),
+        spec=spec_as_dict(spec),
         **classification_metrics(scored_records, probabilities, index.labels, loaded.labels),
     )
 
@@ -113,17 +117,17 @@ def check_labels(dataset_labels: list[str], loaded: LoadedModel) -> None:
 
 
 def score_videos(
-    loaded: LoadedModel, records: list[VideoRecord], clips: int, crops: int, batch_size: int,
+    model: torch.nn.Module, spec: ClipSpec, records: list[VideoRecord], clips: int, crops: int, batch_size: int,
     workers: int | None, progress: bool,
 ) -> tuple[torch.Tensor, list[int], list[dict]]:
     """Probabilities (scored videos, model classes), the positions in ``records`` they belong to, and the failures."""
     workers = default_workers() if workers is None else workers
-    device = next(loaded.model.parameters()).device
+    device = next(model.parameters()).device
     loader = DataLoader(
-        EvalClipDataset(records, loaded.spec, num_clips=clips, num_crops=crops),
+        EvalClipDataset(records, spec, num_clips=clips, num_crops=crops),
         batch_size=batch_size, num_workers=workers, collate_fn=collate_eval, pin_memory=device.type == "cuda",
     )
-    scores, positions, failed = score_loader(loaded.model, loader, loaded.spec, progress)
+    scores, positions, failed = score_loader(model, loader, spec, progress)
     return scores, positions, [{"path": str(records[s.index].path), "reason": s.error} for s in failed]
 
 

@@ -20,17 +20,16 @@ from PIL import Image, ImageDraw, ImageFont
 from vidcls.errors import ModelError
 from vidcls.inference import video_probabilities
 from vidcls.models import LoadedModel, spec_as_dict
-from vidcls.datasets import read_views
-from vidcls.prediction import VideoClassifier, clip_indices
+from vidcls.preprocess import video_views
+from vidcls.prediction import VideoClassifier
 from vidcls.sampling import Sampling
-from vidcls.transforms import ClipSpec, EvalTransform, denormalize_to_uint8, normalize_batch
-from vidcls.video_io import probe_video
+from vidcls.transforms import ClipSpec, denormalize_to_uint8, normalize_batch
 
 DISPLAY_SIZE = 224
 CAPTION_HEIGHT = 36
 FONT_SIZE = 13
 # Without a model: the frames VideoMAE-base (MCG-NJU/videomae-base) takes.
-DEFAULT_SPEC = ClipSpec(num_frames=16, sample_rate=4, crop_size=224, resize_short_side=224)
+DEFAULT_SPEC = ClipSpec()
 
 
 def write_preview(
@@ -42,7 +41,7 @@ def write_preview(
     sample_rate: int | None = None,
     size: int | None = None,
     clips: int = 1,
-    sampling: Sampling = "uniform",
+    sampling: Sampling | None = None,
     display_size: int = DISPLAY_SIZE,
     device: str | None = None,
 ) -> dict:
@@ -50,21 +49,20 @@ def write_preview(
     prediction for exactly these frames (one centre clip by default, so it can differ from `predict`'s)."""
     classifier = VideoClassifier(model, device) if model is not None else None
     base = classifier.spec if classifier else DEFAULT_SPEC
-    spec = preview_spec(base, num_frames, sample_rate, size, from_model=classifier is not None)
-    info = probe_video(video)
-    indices = clip_indices(info, spec, clips, sampling)
-    views = read_views(video, indices, EvalTransform(spec)).flatten(0, 1)  # (clips, T, C, H, W) uint8
+    spec = preview_spec(base, num_frames, sample_rate, size, sampling, from_model=classifier is not None)
+    read = video_views(video, spec, clips=clips)
+    views = read.views  # (clips, T, C, H, W) uint8
     seen = denormalize_to_uint8(normalize_batch(views, spec), spec)
     top = None
     if classifier:
         probabilities = video_probabilities(classifier.loaded.model, views.unsqueeze(0), spec)[0]
         top = classifier.postprocess(probabilities, 1)[0]
-    frame_indices = np.concatenate(indices).tolist()
+    frame_indices = np.concatenate(read.clip_indices).tolist()
     images = [
         _captioned(frame, display_size, f"frame {index}", top)
         for frame, index in zip(seen.flatten(0, 1), frame_indices)
     ]
-    _save_gif(images, Path(out_gif), _frame_ms(indices[0], info.fps))
+    _save_gif(images, Path(out_gif), _frame_ms(read.clip_indices[0], read.info.fps))
     return {
         "gif": str(out_gif), "video": str(video), "num_frames": len(images), "frame_indices": frame_indices,
         "spec": spec_as_dict(spec), "prediction": top,
@@ -72,7 +70,8 @@ def write_preview(
 
 
 def preview_spec(
-    base: ClipSpec, num_frames: int | None, sample_rate: int | None, size: int | None, from_model: bool
+    base: ClipSpec, num_frames: int | None, sample_rate: int | None, size: int | None, sampling: Sampling | None,
+    from_model: bool,
 ) -> ClipSpec:
     """Explicit options over the model's (or VideoMAE-base's) settings; a model's frame count and size are fixed."""
     spec = replace(
@@ -81,6 +80,7 @@ def preview_spec(
         sample_rate=sample_rate or base.sample_rate,
         crop_size=size or base.crop_size,
         resize_short_side=size or base.resize_short_side,
+        sampling=sampling or base.sampling,
     )
     if from_model and (spec.num_frames, spec.crop_size) != (base.num_frames, base.crop_size):
         raise ModelError(

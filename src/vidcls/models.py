@@ -3,6 +3,13 @@
 A model is named by a preset (``tiny``, ``base``: built from a config, random weights, for
 training from scratch), a local directory, or a hub id. Its head is rebuilt for the dataset's
 labels. Everything about the frames it expects (`ClipSpec`) is read from the model once, here.
+
+A saved model carries its frame settings twice, in the two forms readers look for: vidcls reads
+``config.vidcls`` (frames, sampling, rate) and the processors; ``transformers.pipeline`` reads
+the video processor (``video_preprocessor_config.json``), whose uniform frame sampling is the
+test clip of vidcls's default segment sampling, so the pipeline called with no arguments sees
+what the model was trained on. The image processor stays for transformers releases that have
+no video processors.
 """
 
 from __future__ import annotations
@@ -13,35 +20,49 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoImageProcessor,
     AutoModelForVideoClassification,
+    AutoVideoProcessor,
+    PretrainedConfig,
     PreTrainedModel,
     VideoMAEConfig,
-    VideoMAEForVideoClassification,
+    VideoMAEImageProcessor,
+    VideoMAEVideoProcessor,
 )
-from transformers.utils import is_torchvision_available
-
-if is_torchvision_available():
-    from transformers import VideoMAEImageProcessor
-else:  # the same processor without torchvision; importing the plain name would warn on every run
-    from transformers import VideoMAEImageProcessorPil as VideoMAEImageProcessor
 
 from vidcls.errors import ModelError
+from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
+from vidcls.sampling import DEFAULT_SAMPLING, check_sampling
 from vidcls.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SAMPLE_RATE = 4  # the guide's rate; saved with every model so inference matches training
+DEFAULT_NUM_FRAMES = 16  # VideoMAE's; a config without num_frames gets it
+DEFAULT_SAMPLE_RATE = 4  # the guide's rate for dense clips; saved with every model
+# Models saved by vidcls before sampling was saved with them were trained on dense clips.
+LEGACY_SAMPLING = "dense"
 
-PRESETS: dict[str, dict] = {
-    # Small enough to learn the embedded motion dataset on 2 CPU cores in minutes.
-    "tiny": dict(
+# Models built from a config, random weights, for training from scratch: (config class, settings).
+PRESETS: dict[str, tuple[type[PretrainedConfig], dict]] = {
+    # The default: learns motion from a few hundred clips on 2 CPU cores (modeling_motion_cnn).
+    "motion": (MotionCNNConfig, dict(num_frames=16, image_size=112)),
+    # A small VideoMAE; loads in transformers.pipeline without remote code, but needs easy data.
+    "tiny": (VideoMAEConfig, dict(
         image_size=64, patch_size=8, num_frames=8, tubelet_size=2, hidden_size=128,
         num_hidden_layers=4, num_attention_heads=4, intermediate_size=256, use_mean_pooling=True,
-    ),
+    )),
     # The VideoMAE-base architecture (MCG-NJU/videomae-base), untrained.
-    "base": dict(),
+    "base": (VideoMAEConfig, {}),
 }
+DEFAULT_PRESET = "motion"
+
+# vidcls loads its own architecture without remote code; saved directories also name it in
+# `auto_map` (with the modeling file beside the weights) for transformers.pipeline.
+AutoConfig.register(MotionCNNConfig.model_type, MotionCNNConfig)
+AutoModelForVideoClassification.register(MotionCNNConfig, MotionCNNForVideoClassification)
+MotionCNNConfig.register_for_auto_class()
+MotionCNNForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 
 
 @dataclass
@@ -49,7 +70,7 @@ class LoadedModel:
     """A model with the processor that describes its inputs and the resolved clip settings."""
 
     model: PreTrainedModel
-    processor: VideoMAEImageProcessor
+    processor: object  # a video processor, else the image processor the model came with
     spec: ClipSpec
     name: str
 
@@ -67,44 +88,75 @@ def _label_maps(labels: list[str]) -> dict:
     )
 
 
-def _processor_for(image_size: int) -> VideoMAEImageProcessor:
-    return VideoMAEImageProcessor(
-        size={"shortest_edge": image_size},
-        crop_size={"height": image_size, "width": image_size},
-        image_mean=list(IMAGENET_MEAN),
-        image_std=list(IMAGENET_STD),
+def video_processor_for(spec: ClipSpec) -> VideoMAEVideoProcessor:
+    """The video processor that gives `transformers.pipeline` the pixels vidcls gives the model."""
+    return VideoMAEVideoProcessor(
+        size={"shortest_edge": spec.resize_short_side},
+        crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        image_mean=list(spec.mean),
+        image_std=list(spec.std),
+        num_frames=spec.num_frames,
+        do_sample_frames=True,
     )
 
 
-def clip_spec_from(model: PreTrainedModel, processor, num_frames: int | None = None, sample_rate: int | None = None) -> ClipSpec:
+def image_processor_for(spec: ClipSpec) -> VideoMAEImageProcessor:
+    """The same settings as an image processor, for transformers releases without video processors."""
+    return VideoMAEImageProcessor(
+        size={"shortest_edge": spec.resize_short_side},
+        crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        image_mean=list(spec.mean),
+        image_std=list(spec.std),
+    )
+
+
+def _processor_sizes(processor, config) -> tuple[int, int]:
+    """(crop, short side) from a processor's crop_size and size, else the config's image size."""
+    crop_size = getattr(processor, "crop_size", None) or {}
+    size = getattr(processor, "size", None) or {}
+    image_size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or 224
+    crop = crop_size.get("height") or size.get("height") or image_size
+    short = size.get("shortest_edge") or size.get("height") or crop
+    return int(crop), int(short)
+
+
+def clip_spec_from(
+    model: PreTrainedModel, processor, num_frames: int | None = None, sample_rate: int | None = None,
+    sampling: str | None = None,
+) -> ClipSpec:
     """Resolve frame settings: explicit arguments > what was saved with the model > defaults."""
     config = model.config
     saved = getattr(config, "vidcls", None) or {}
-    crop = processor.crop_size.get("height") if getattr(processor, "crop_size", None) else config.image_size
-    size = getattr(processor, "size", None) or {}
-    short = size.get("shortest_edge") or size.get("height") or crop
+    sampling = sampling or saved.get("sampling") or (LEGACY_SAMPLING if saved else DEFAULT_SAMPLING)
+    check_sampling(sampling)
+    crop, short = _processor_sizes(processor, config)
     return ClipSpec(
-        num_frames=num_frames or saved.get("num_frames") or getattr(config, "num_frames", 16),
+        num_frames=num_frames or saved.get("num_frames") or getattr(config, "num_frames", None) or DEFAULT_NUM_FRAMES,
         sample_rate=sample_rate or saved.get("sample_rate") or DEFAULT_SAMPLE_RATE,
-        crop_size=int(crop),
-        resize_short_side=int(short),
-        mean=tuple(processor.image_mean),
-        std=tuple(processor.image_std),
+        crop_size=crop,
+        resize_short_side=short,
+        mean=tuple(getattr(processor, "image_mean", None) or IMAGENET_MEAN),
+        std=tuple(getattr(processor, "image_std", None) or IMAGENET_STD),
+        sampling=sampling,
     )
 
 
-def create_model(name: str, labels: list[str], num_frames: int | None = None, sample_rate: int | None = None) -> LoadedModel:
+def create_model(
+    name: str, labels: list[str], num_frames: int | None = None, sample_rate: int | None = None,
+    sampling: str | None = None,
+) -> LoadedModel:
     """A model for ``labels`` from a preset, a local directory or a hub id, head sized to the labels."""
     if name in PRESETS:
-        config = VideoMAEConfig(**PRESETS[name], **_label_maps(labels))
+        config_class, settings = PRESETS[name]
+        config = config_class(**settings, **_label_maps(labels))
         if num_frames:
             config.num_frames = num_frames
-        model = VideoMAEForVideoClassification(config)
-        processor = _processor_for(config.image_size)
+        model = AutoModelForVideoClassification.from_config(config)
+        processor = image_processor_for(ClipSpec(crop_size=config.image_size, resize_short_side=config.image_size))
     else:
         model = _from_pretrained(name, _label_maps(labels))
         processor = load_processor(name, model)
-    spec = clip_spec_from(model, processor, num_frames, sample_rate)
+    spec = clip_spec_from(model, processor, num_frames, sample_rate, sampling)
     if spec.num_frames != getattr(model.config, "num_frames", spec.num_frames):
         raise ModelError(f"{name} takes {model.config.num_frames} frames per clip, not {spec.num_frames}")
     return LoadedModel(model, processor, spec, name)
@@ -133,21 +185,27 @@ def _from_pretrained(name: str, overrides: dict) -> PreTrainedModel:
         raise ModelError(f"could not load model '{name}' as a {where}: {str(error).splitlines()[0]}") from error
 
 
-def load_processor(name: str, model: PreTrainedModel) -> VideoMAEImageProcessor:
-    """The saved image processor, or one built from the config when the directory has none."""
-    try:
-        return AutoImageProcessor.from_pretrained(name)
-    except (OSError, ValueError):
-        logger.warning("%s has no preprocessor config; using ImageNet mean/std at the model's size", name)
-        return _processor_for(getattr(model.config, "image_size", 224))
+def load_processor(name: str, model: PreTrainedModel):
+    """The model's video processor, else its image processor, else one built from the config."""
+    for auto in (AutoVideoProcessor, AutoImageProcessor):
+        try:
+            return auto.from_pretrained(name)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    logger.warning("%s has no preprocessor config; using ImageNet mean/std at the model's size", name)
+    size = getattr(model.config, "image_size", 224)
+    return image_processor_for(ClipSpec(crop_size=size, resize_short_side=size))
 
 
 def save_model(loaded: LoadedModel, out_dir: str | Path) -> None:
-    """Save as a transformers model directory that `transformers.pipeline` loads unchanged."""
+    """Save as a transformers model directory that `transformers.pipeline` loads unchanged and
+    reads with the frames, sizes and normalisation the model was trained with."""
     out_dir = Path(out_dir)
-    loaded.model.config.vidcls = {"num_frames": loaded.spec.num_frames, "sample_rate": loaded.spec.sample_rate}
+    spec = loaded.spec
+    loaded.model.config.vidcls = {"num_frames": spec.num_frames, "sample_rate": spec.sample_rate, "sampling": spec.sampling}
     loaded.model.save_pretrained(out_dir, safe_serialization=True)
-    loaded.processor.save_pretrained(out_dir)
+    image_processor_for(spec).save_pretrained(out_dir)
+    video_processor_for(spec).save_pretrained(out_dir)
 
 
 def spec_as_dict(spec: ClipSpec) -> dict:

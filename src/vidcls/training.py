@@ -9,6 +9,7 @@ and `checkpoints/last.pt`, from which `resume=True` continues after a kill.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -23,11 +24,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from vidcls.datasets import EvalClipDataset, TrainClipDataset, collate_eval, default_workers
+from vidcls.datasets import EpochSampler, EvalClipDataset, TrainClipDataset, collate_eval, default_workers
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
 from vidcls.layout import BadFile, DatasetIndex, discover_dataset
-from vidcls.models import PRESETS, LoadedModel, create_model, save_model
+from vidcls.models import DEFAULT_PRESET, PRESETS, LoadedModel, create_model, save_model
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ CURVE_FILE = "training_curve.png"
 ARGS_FILE = "train_args.json"
 # What a training run writes; --overwrite removes these and nothing else.
 OUTPUT_ENTRIES = (
-    "config.json", "model.safetensors", "preprocessor_config.json", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints",
+    "config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
+    "modeling_motion_cnn.py", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints",
 )
 
 
@@ -50,7 +52,7 @@ class TrainConfig:
 
     data: str
     output: str
-    model: str = "tiny"
+    model: str = DEFAULT_PRESET
     epochs: int | None = None  # None: see `resolve_epochs`
     batch_size: int = 8
     lr: float | None = None  # None: 1e-3 from scratch (presets), 5e-5 to fine-tune, as the guide
@@ -58,6 +60,8 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     num_frames: int | None = None
     sample_rate: int | None = None
+    sampling: str | None = None  # None: segment, or what a model directory was trained with
+    label_smoothing: float = 0.1
     workers: int | None = None  # None: one per core, at most 4
     seed: int = 0
     flip: bool = True
@@ -124,6 +128,37 @@ def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
     output.mkdir(parents=True, exist_ok=True)
 
 
+# Settings that change how a run computes; the rest (device, workers, progress) only where it runs.
+RUNTIME_SETTINGS = ("device", "workers", "progress", "resume", "overwrite")
+
+
+def resumed_config(output: Path, asked: TrainConfig) -> TrainConfig:
+    """The original run's settings from train_args.json, so a resumed run continues that run
+    (same data split, schedule and epochs); only where it runs comes from the new call."""
+    saved = json.loads((output / ARGS_FILE).read_text())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    original = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    ignored = [
+        f"--{name.replace('_', '-')}" for name in fields - set(RUNTIME_SETTINGS) - {"data", "output"}
+        if getattr(asked, name) not in (None, getattr(TrainConfig, name, None), getattr(original, name))
+    ]
+    if ignored:
+        logger.warning("resuming %s with its original settings; ignoring %s", output, ", ".join(sorted(ignored)))
+    runtime = {name: getattr(asked, name) for name in RUNTIME_SETTINGS}
+    return dataclasses.replace(original, data=asked.data, output=asked.output, **runtime)
+
+
+def write_train_args(output: Path, config: TrainConfig, labels: list[str], resumed_after: int | None) -> None:
+    """train_args.json: the run's resolved settings, kept as first written; a resume only adds a line."""
+    path = output / ARGS_FILE
+    if resumed_after is None:
+        record = {**asdict(config), "labels": labels, "resumed": []}
+    else:
+        record = json.loads(path.read_text())
+        record.setdefault("resumed", []).append({"after_epoch": resumed_after, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    path.write_text(json.dumps(record, indent=2))
+
+
 def build_loaders(index: DatasetIndex, loaded: LoadedModel, config: TrainConfig, device: torch.device):
     """Training loader (uint8 clips, shuffled) and validation loader (centre clip, or None)."""
     workers = default_workers() if config.workers is None else config.workers
@@ -131,8 +166,10 @@ def build_loaders(index: DatasetIndex, loaded: LoadedModel, config: TrainConfig,
         num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
     )
     train_set = TrainClipDataset(index.split("train"), index.label2id, loaded.spec, flip=config.flip)
+    sampler = EpochSampler(len(train_set), config.seed)
+    # Its own generator, so creating worker seeds never draws from the global torch RNG.
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator, **common)
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, generator=generator, **common)
     val_records = index.splits.get("val") or []
     val_loader = None
     if val_records:
@@ -178,7 +215,9 @@ def validation_accuracy(model, loader, index_records, label2id: dict[str, int], 
     return float((probabilities.argmax(-1) == truth).float().mean())
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, spec, device, epoch: int, progress: bool) -> dict:
+def train_one_epoch(
+    model, loader, optimizer, scheduler, spec, device, epoch: int, progress: bool, label_smoothing: float = 0.0,
+) -> dict:
     """One pass over the training loader; returns loss, clips/s and the share of time spent waiting for data."""
     model.train()
     losses, clips, wait = [], 0, 0.0
@@ -188,7 +227,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, spec, device, epoch: in
         wait += time.perf_counter() - fetch_start
         clip_batch = clip_batch.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        loss = torch.nn.functional.cross_entropy(model_logits(model, clip_batch, spec), labels)
+        loss = torch.nn.functional.cross_entropy(model_logits(model, clip_batch, spec), labels, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -243,33 +282,41 @@ def train(config: TrainConfig) -> TrainResult:
     """Run a training job end to end (see the module docstring)."""
     output = Path(config.output)
     prepare_output(output, config.resume, config.overwrite)
+    if config.resume:
+        config = resumed_config(output, config)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
-    loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate)
+    loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model.to(device)
     from_scratch = config.model in PRESETS
     lr = config.lr or (1e-3 if from_scratch else 5e-5)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     train_loader, val_loader = build_loaders(index, loaded, config, device)
-    epochs = resolve_epochs(config.epochs, from_scratch, len(train_loader))
+    epochs = config.epochs = resolve_epochs(config.epochs, from_scratch, len(train_loader))
+    config.lr = lr
     total_steps = epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(total_steps, config.warmup_ratio))
     state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
     if config.resume:
         state = _restore(output / CHECKPOINT, model, optimizer, scheduler, index.labels)
         logger.info("resuming %s after epoch %d", output, state["epoch"])
-    (output / ARGS_FILE).write_text(json.dumps({**asdict(config), "epochs": epochs, "lr": lr, "labels": index.labels}, indent=2))
+    write_train_args(output, config, index.labels, resumed_after=state["epoch"] if config.resume else None)
     val_records = index.splits.get("val") or []
     with step_threads(device, train_loader.num_workers):
         for epoch in range(state["epoch"] + 1, epochs + 1):
-            row = {"epoch": epoch, **train_one_epoch(model, train_loader, optimizer, scheduler, loaded.spec, device, epoch, config.progress)}
+            # Every random draw of an epoch follows from (seed, epoch), so a resumed run repeats it exactly.
+            torch.manual_seed(config.seed * 100_003 + epoch)
+            train_loader.sampler.set_epoch(epoch)
+            row = {"epoch": epoch, **train_one_epoch(
+                model, train_loader, optimizer, scheduler, loaded.spec, device, epoch, config.progress, config.label_smoothing,
+            )}
             if val_loader is not None:
                 row["val_accuracy"] = validation_accuracy(model, val_loader, val_records, index.label2id, loaded.spec)
             _record_epoch(output, loaded, state, row)
             save_checkpoint(output / CHECKPOINT, {
                 **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "labels": index.labels, "torch_rng": torch.get_rng_state(),
+                "scheduler": scheduler.state_dict(), "labels": index.labels,
             })
             if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
                 logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
@@ -309,5 +356,4 @@ def _restore(path: Path, model, optimizer, scheduler, labels: list[str]) -> dict
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
-    torch.set_rng_state(checkpoint["torch_rng"])
     return {key: checkpoint[key] for key in ("epoch", "best_val_accuracy", "best_epoch", "stale_epochs", "history")}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vidcls.errors import VidclsError
-
+from vidcls.sampling import DEFAULT_SAMPLING
 from vidcls.video_io import ClipWindow, resized_dims
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,11 +30,12 @@ class ClipSpec:
     """Everything about the frames a model expects, resolved once from the model (and overrides)."""
 
     num_frames: int = 16
-    sample_rate: int = 4
+    sample_rate: int = 4  # frames between a dense clip's frames (unused by segment sampling)
     crop_size: int = 224
     resize_short_side: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    sampling: str = DEFAULT_SAMPLING  # see `vidcls.sampling`
 
 
 def _crop(frames: np.ndarray, top: int, left: int, size: int) -> np.ndarray:

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from vidcls.sampling import Sampling
+
 app = typer.Typer(
     name="vidcls",
     help="Turn a folder of labelled videos into a video classifier: train, evaluate, predict, serve.",
@@ -20,3 +22,8 @@ console_err = Console(stderr=True)
 # Shared options, defined once (rich would read "[default: ...]" in help text as markup).
 DeviceOption = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present).")]
 WorkersOption = Annotated[Optional[int], typer.Option(help="Data loader processes (default: cores, at most 4).")]
+SamplingOption = Annotated[
+    Optional[Sampling],
+    typer.Option(help="segment: one frame per equal part of the video (what transformers.pipeline reads); "
+                 "dense: a run of frames every --sample-rate. Default: what the model was trained with."),
+]

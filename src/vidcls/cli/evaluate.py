@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
+from vidcls.cli._app import DeviceOption, SamplingOption, WorkersOption, app, console, console_err
 from vidcls.sampling import DEFAULT_CLIPS
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ def evaluate_command(
         int, typer.Option(min=1, help="Clips spread over each video (VideoMAE: 5 on Kinetics and UCF101).")
     ] = DEFAULT_CLIPS,
     crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
+    sampling: SamplingOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Videos per forward batch.")] = 8,
     workers: WorkersOption = None,
     json_out: Annotated[
@@ -64,7 +65,7 @@ def evaluate_command(
     from vidcls.report import write_report
 
     result = evaluate(
-        model, data, split=split, clips=clips, crops=crops, batch_size=batch_size, workers=workers, device=device,
+        model, data, split=split, clips=clips, crops=crops, sampling=sampling, batch_size=batch_size, workers=workers, device=device,
         progress=True,
     )
     _say(_summary(result))

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import DeviceOption, app, console, console_err
-from vidcls.sampling import DEFAULT_CLIPS, Sampling
+from vidcls.cli._app import DeviceOption, SamplingOption, app, console, console_err
+from vidcls.sampling import DEFAULT_CLIPS
 
 
 def _results_table(results: list[dict]) -> Table:
@@ -48,16 +48,15 @@ def predict(
     window: Annotated[
         Optional[float], typer.Option(min=0.01, help="Also classify every WINDOW seconds (a timeline).")
     ] = None,
-    sampling: Annotated[
-        Sampling, typer.Option(help="uniform: clips over the whole video; pipeline: its first frames, as transformers.")
-    ] = "uniform",
+    crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
+    sampling: SamplingOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
     device: DeviceOption = None,
 ) -> None:
     """Classify videos; files that cannot be read are named on stderr and make the exit status 1."""
     from vidcls.prediction import iter_predict  # torch loads only when a command needs it
 
-    results = iter_predict(model, paths, top_k=top_k, clips=clips, window=window, sampling=sampling, device=device)
+    results = iter_predict(model, paths, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling, device=device)
     predicted, failed = [], 0
     for result in results:
         if "error" in result:

@@ -7,8 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidcls.cli._app import DeviceOption, app, console
-from vidcls.sampling import Sampling
+from vidcls.cli._app import DeviceOption, SamplingOption, app, console
 
 
 @app.command()
@@ -28,9 +27,7 @@ def preview(
         Optional[int], typer.Option(min=8, help="Crop size in pixels (default: the model's, else 224).")
     ] = None,
     clips: Annotated[int, typer.Option(min=1, help="Clips spread over the video, shown one after another.")] = 1,
-    sampling: Annotated[
-        Sampling, typer.Option(help="uniform: clips over the whole video; pipeline: its first frames.")
-    ] = "uniform",
+    sampling: SamplingOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Write a GIF of exactly the frames the model takes as input, captioned with its prediction."""

@@ -10,20 +10,28 @@ import typer
 
 from vidcls.cli._app import DeviceOption, WorkersOption, app, console
 from vidcls.cli.data import render_bad_files
+from vidcls.sampling import Sampling
 
 
 @app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
-    model: Annotated[str, typer.Option(help="Preset (tiny, base), local model directory or hub id.")] = "tiny",
+    model: Annotated[
+        str, typer.Option(help="Preset (motion: a small motion CNN; tiny, base: VideoMAE), local model directory or hub id.")
+    ] = "motion",
     epochs: Annotated[
         Optional[int], typer.Option(min=1, help="(default: 10 to fine-tune; from scratch, enough for 800 steps)")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 1e-3 for presets, 5e-5 to fine-tune).")] = None,
     num_frames: Annotated[Optional[int], typer.Option(help="Frames per clip (default: the model's).")] = None,
-    sample_rate: Annotated[Optional[int], typer.Option(help="Take every n-th frame (default: 4).")] = None,
+    sample_rate: Annotated[Optional[int], typer.Option(help="Dense sampling: take every n-th frame (default: 4).")] = None,
+    sampling: Annotated[
+        Optional[Sampling],
+        typer.Option(help="segment (default): one frame per equal part of the video, as transformers.pipeline reads; "
+                     "dense: a run of frames every --sample-rate."),
+    ] = None,
     workers: WorkersOption = None,
     seed: int = 0,
     flip: Annotated[bool, typer.Option(help="Random horizontal flip (turn off when left/right matters).")] = True,
@@ -38,7 +46,7 @@ def train(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(
         data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-        num_frames=num_frames, sample_rate=sample_rate, workers=workers, seed=seed, flip=flip,
+        num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, workers=workers, seed=seed, flip=flip,
         early_stopping=early_stopping, resume=resume, overwrite=overwrite, device=device,
     )
     result = run_training(config)

@@ -2,7 +2,8 @@
 
 A request's clips are decoded in a worker thread (at most one decode per core at a time, which
 also bounds the memory held by decoded views), then scored by the forward batcher together with
-whatever else is waiting. A timeline request also reads its windows through `VideoClassifier.timeline`.
+whatever else is waiting. A timeline request's windows are decoded in the same pass and scored
+through the same batcher, one job per window, so the model still runs one forward at a time.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Callable, TypeVar
 
+import asyncio
+
 import anyio
 import torch
 from fastapi import HTTPException
 from PIL import Image
 
-from vidcls.inference import video_probabilities
 from vidcls.prediction import VideoClassifier
 from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.schemas import PredictOptions, PredictResponse
+from vidcls.video_io import probe_video
 
 MAX_WINDOWS = 512  # one decoded clip per window: bounds the work a single request can ask for
 THUMBNAIL_SIDE = 112
@@ -41,6 +44,15 @@ def frame_strip(clip: torch.Tensor, max_side: int = THUMBNAIL_SIDE) -> list[str]
         image.save(buffer, format="JPEG", quality=85)
         urls.append("data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
     return urls
+
+
+def check_window_count(duration: float, window: float) -> None:
+    """Refuse, before decoding, a window so short that the request would decode too many clips."""
+    if duration / window > MAX_WINDOWS:
+        raise HTTPException(
+            422, f"window={window:g} s would cut this {duration:.0f} s video into more than "
+            f"{MAX_WINDOWS} windows; use at least {duration / MAX_WINDOWS:.2f} s.",
+        )
 
 
 class Predictor:
@@ -62,30 +74,29 @@ class Predictor:
     async def predict(self, path: Path, options: PredictOptions) -> PredictResponse:
         """Top-k labels for the video at ``path``, with a timeline and frames when asked for."""
         started = time.perf_counter()
-        views, duration = await self._in_worker(
-            self.classifier.preprocess, path, options.clips, sampling=options.sampling
+        info = await self._in_worker(probe_video, path)
+        if options.window:
+            check_window_count(info.duration, options.window)
+        views = await self._in_worker(
+            self.classifier.preprocess, path, options.clips, options.crops, options.sampling, options.window, info=info,
         )
-        probabilities = await self.batcher.probabilities(views)
+        probabilities = await self.batcher.probabilities(views.views.unsqueeze(0))
         top_k = self.classifier.postprocess(probabilities, options.top_k)
-        windows = await self._timeline(path, duration, options) if options.window else []
-        frames = await self._in_worker(frame_strip, views[0, views.shape[1] // 2]) if options.frames else []
+        windows = await self._timeline(views.windows, views.spans, options.top_k) if options.window else []
+        frames = await self._in_worker(frame_strip, views.views[len(views.views) // 2]) if options.frames else []
         return PredictResponse(
-            model=self.model_name, top_k=top_k, duration=duration, windows=windows, frames=frames,
+            model=self.model_name, top_k=top_k, duration=info.duration, windows=windows, frames=frames,
             time_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    async def _timeline(self, path: Path, duration: float, options: PredictOptions) -> list[dict]:
-        """Per-window top-k; the whole-video clips were already decoded, so only the windows are read."""
-        if duration / options.window > MAX_WINDOWS:
-            raise HTTPException(
-                422, f"window={options.window:g} s would cut this {duration:.0f} s video into more than "
-                f"{MAX_WINDOWS} windows; use at least {duration / MAX_WINDOWS:.2f} s.",
-            )
-        return await self._in_worker(self.classifier.timeline, path, options.window, options.top_k)
+    async def _timeline(self, windows: torch.Tensor, spans: list[tuple[float, float]], top_k: int) -> list[dict]:
+        """Per-window top-k, each window a job of the forward batcher."""
+        rows = await asyncio.gather(*(self.batcher.probabilities(window.unsqueeze(0)) for window in windows))
+        return self.classifier.timeline(torch.stack(rows), spans, top_k)
 
     async def _in_worker(self, function: Callable[..., T], *args, **kwargs) -> T:
         """Run CPU work (decoding, JPEG encoding) in a thread, no more at once than there are cores."""
         return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs), limiter=self._decoders)
 
     def _score(self, views: torch.Tensor) -> torch.Tensor:
-        return video_probabilities(self.classifier.loaded.model, views, self.classifier.spec)
+        return self.classifier.score(views)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
 
@@ -17,10 +17,19 @@ class PredictOptions(BaseModel):
     window: float | None = Field(
         None, gt=0, description="Also classify every WINDOW seconds and return the timeline."
     )
-    sampling: Sampling = Field(
-        "uniform", description="uniform: clips over the whole video; pipeline: its first frames, as transformers."
+    crops: int = Field(1, ge=1, le=3, description="1: centre crop; 3: three crops along the long side, averaged.")
+    sampling: Sampling | None = Field(
+        None, description="segment: frames spread over the whole video; dense: short runs of frames. "
+        "Default: what the model was trained with.",
     )
     frames: bool = Field(False, description="Return thumbnails of the centre clip's frames.")
+
+    @field_validator("crops")
+    @classmethod
+    def _one_or_three(cls, crops: int) -> int:
+        if crops not in (1, 3):
+            raise ValueError("crops must be 1 (centre) or 3 (along the long side)")
+        return crops
 
 
 class LabelScore(BaseModel):
