@@ -27,6 +27,7 @@ else:  # the same processor without torchvision; importing the plain name would 
     from transformers import VideoMAEImageProcessorPil as VideoMAEImageProcessor
 
 from vidcls.errors import ModelError
+from vidcls.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
 from vidcls.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ PRESETS: dict[str, dict] = {
 class LoadedModel:
     """A model with the processor that describes its inputs and the resolved clip settings."""
 
-    model: PreTrainedModel
+    model: PreTrainedModel | OnnxVideoClassifier  # the latter for a `vidcls export` directory
     processor: VideoMAEImageProcessor
     spec: ClipSpec
     name: str
@@ -111,10 +112,13 @@ def create_model(name: str, labels: list[str], num_frames: int | None = None, sa
 
 
 def load_model(name: str, device: torch.device | str = "cpu") -> LoadedModel:
-    """A trained model, unchanged, for evaluation or prediction."""
-    model = _from_pretrained(name, {})
+    """A trained model, unchanged, for evaluation or prediction; an ONNX export runs with onnxruntime."""
+    if is_onnx_export(name):
+        model = load_onnx_classifier(name, device)
+    else:
+        model = _from_pretrained(name, {}).to(device)
     processor = load_processor(name, model)
-    model.to(device).eval()
+    model.eval()
     return LoadedModel(model, processor, clip_spec_from(model, processor), name)
 
 
@@ -144,10 +148,15 @@ def load_processor(name: str, model: PreTrainedModel) -> VideoMAEImageProcessor:
 
 def save_model(loaded: LoadedModel, out_dir: str | Path) -> None:
     """Save as a transformers model directory that `transformers.pipeline` loads unchanged."""
-    out_dir = Path(out_dir)
-    loaded.model.config.vidcls = {"num_frames": loaded.spec.num_frames, "sample_rate": loaded.spec.sample_rate}
+    save_settings(loaded)
     loaded.model.save_pretrained(out_dir, safe_serialization=True)
     loaded.processor.save_pretrained(out_dir)
+
+
+def save_settings(loaded: LoadedModel) -> None:
+    """Record the clip settings in the config (``config.vidcls``), so every reader of the directory
+    (vidcls, an ONNX export of it) samples frames as training did."""
+    loaded.model.config.vidcls = {"num_frames": loaded.spec.num_frames, "sample_rate": loaded.spec.sample_rate}
 
 
 def spec_as_dict(spec: ClipSpec) -> dict:
