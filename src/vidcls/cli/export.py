@@ -24,7 +24,7 @@ def export(
     opset: Annotated[Optional[int], typer.Option(min=14, help="ONNX opset (default: 17).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace files in a non-empty OUTPUT.")] = False,
 ) -> None:
-    """Export a model to ONNX (run by onnxruntime: pip install 'vidcls[onnx]'); predict, eval and serve take OUTPUT."""
+    r"""Export a model to ONNX (run by onnxruntime: pip install 'vidcls\[onnx]'); predict, eval and serve take OUTPUT."""
     from vidcls.export import TOLERANCE, export_onnx  # torch loads only when a command needs it
 
     result = export_onnx(model, output, check or [], opset=opset, overwrite=overwrite)
