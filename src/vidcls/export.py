@@ -18,6 +18,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -55,7 +56,7 @@ class ExportResult:
 
 
 def export_onnx(
-    model: str | Path, output: str | Path, check_videos: list[str | Path] = (), opset: int | None = None,
+    model: str | Path, output: str | Path, check_videos: Sequence[str | Path] = (), opset: int | None = None,
     overwrite: bool = False,
 ) -> ExportResult:
     """Export ``model`` (a trained model directory or hub id) to ``output`` and check it on clips of
@@ -113,7 +114,7 @@ def _export_graph(loaded: LoadedModel, path: Path, opset: int) -> None:
             raise ModelError(f"could not export {loaded.name} to ONNX: {str(error).splitlines()[0]}") from error
 
 
-def _check_clips(loaded: LoadedModel, videos: list[str | Path]) -> torch.Tensor:
+def _check_clips(loaded: LoadedModel, videos: Sequence[str | Path]) -> torch.Tensor:
     """uint8 clips (N, T, C, H, W): the predict views of each video, or random pixels."""
     if not videos:
         spec = loaded.spec
