@@ -28,3 +28,7 @@ class ModelError(VidclsError):
 
 class OutputExistsError(VidclsError):
     """An output folder already holds work that would be overwritten."""
+
+
+class HubError(VidclsError):
+    """The Hugging Face hub could not be reached, or refused a request."""

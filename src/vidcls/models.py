@@ -34,6 +34,7 @@ from transformers import (
 from vidcls.errors import ModelError
 from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
 from vidcls.sampling import DEFAULT_SAMPLING, check_sampling
+from vidcls.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
 from vidcls.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ MotionCNNForVideoClassification.register_for_auto_class("AutoModelForVideoClassi
 class LoadedModel:
     """A model with the processor that describes its inputs and the resolved clip settings."""
 
-    model: PreTrainedModel
+    model: PreTrainedModel | OnnxVideoClassifier  # the latter for a `vidcls export` directory
     processor: object  # a video processor, else the image processor the model came with
     spec: ClipSpec
     name: str
@@ -163,10 +164,13 @@ def create_model(
 
 
 def load_model(name: str, device: torch.device | str = "cpu") -> LoadedModel:
-    """A trained model, unchanged, for evaluation or prediction."""
-    model = _from_pretrained(name, {})
+    """A trained model, unchanged, for evaluation or prediction; an ONNX export runs with onnxruntime."""
+    if is_onnx_export(name):
+        model = load_onnx_classifier(name, device)
+    else:
+        model = _from_pretrained(name, {}).to(device)
     processor = load_processor(name, model)
-    model.to(device).eval()
+    model.eval()
     return LoadedModel(model, processor, clip_spec_from(model, processor), name)
 
 
@@ -200,12 +204,17 @@ def load_processor(name: str, model: PreTrainedModel):
 def save_model(loaded: LoadedModel, out_dir: str | Path) -> None:
     """Save as a transformers model directory that `transformers.pipeline` loads unchanged and
     reads with the frames, sizes and normalisation the model was trained with."""
-    out_dir = Path(out_dir)
+    save_settings(loaded)
+    loaded.model.save_pretrained(out_dir, safe_serialization=True)
+    image_processor_for(loaded.spec).save_pretrained(out_dir)
+    video_processor_for(loaded.spec).save_pretrained(out_dir)
+
+
+def save_settings(loaded: LoadedModel) -> None:
+    """Record the clip settings in the config (``config.vidcls``), so every reader of the directory
+    (vidcls, an ONNX export of it) samples frames as training did."""
     spec = loaded.spec
     loaded.model.config.vidcls = {"num_frames": spec.num_frames, "sample_rate": spec.sample_rate, "sampling": spec.sampling}
-    loaded.model.save_pretrained(out_dir, safe_serialization=True)
-    image_processor_for(spec).save_pretrained(out_dir)
-    video_processor_for(spec).save_pretrained(out_dir)
 
 
 def spec_as_dict(spec: ClipSpec) -> dict:

@@ -70,41 +70,42 @@ def render_markdown(result: EvaluationResult) -> str:
 
 
 def _summary(result: EvaluationResult) -> str:
-    top5 = "n/a (5 classes or fewer)" if result.top5 is None else _percent(result.top5)
+    top5 = "n/a (5 classes or fewer)" if result.top5 is None else percent(result.top5)
     rows = [
         ("model", result.model),
         ("data", f"{result.data} (split {result.split})"),
         ("videos scored", str(result.num_videos)),
         ("views per video (clips x crops)", f"{result.clips} x {result.crops}"),
-        ("top-1 accuracy", _percent(result.top1)),
+        ("top-1 accuracy", percent(result.top1)),
         ("top-5 accuracy", top5),
-        ("mean class accuracy", _percent(result.mean_class_accuracy)),
+        ("mean class accuracy", percent(result.mean_class_accuracy)),
         ("files that failed", str(len(result.failed))),
         ("speed", f"{result.videos_per_s:.2f} videos/s"),
     ]
-    return f"# Evaluation report\n\n{_table(('', 'value'), rows)}"
+    return f"# Evaluation report\n\n{markdown_table(('', 'value'), rows)}"
 
 
 def _worst_classes(result: EvaluationResult) -> str:
     scored = [label for label, s in result.per_class.items() if s["support"]]
     worst = sorted(scored, key=lambda label: (result.per_class[label]["recall"], result.per_class[label]["f1"], label))
-    return f"## Worst classes (lowest recall)\n\n{_class_table(result, worst[:WORST_CLASSES])}"
+    return f"## Worst classes (lowest recall)\n\n{class_table(result, worst[:WORST_CLASSES])}"
 
 
 def _per_class(result: EvaluationResult) -> str:
-    return f"## Per class\n\n{_class_table(result, result.labels)}"
+    return f"## Per class\n\n{class_table(result, result.labels)}"
 
 
-def _class_table(result: EvaluationResult, labels: list[str]) -> str:
+def class_table(result: EvaluationResult, labels: list[str]) -> str:
+    """Recall, precision, F1, support and the class most often predicted instead, for ``labels``."""
     header = ("class", "recall", "precision", "F1", "videos", "most often predicted instead")
     rows = []
     for label in labels:
         s = result.per_class[label]
         rows.append((
-            label, _percent(s["recall"]), _percent(s["precision"]), f"{s['f1']:.3f}", s["support"],
+            label, percent(s["recall"]), percent(s["precision"]), f"{s['f1']:.3f}", s["support"],
             _most_confused_with(result, label),
         ))
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _most_confused_with(result: EvaluationResult, label: str) -> str:
@@ -125,7 +126,7 @@ def _misclassified(result: EvaluationResult) -> str:
         (_relative(p["path"], result.data), p["true_label"], _scores(p["top3"]))
         for p in wrong
     ]
-    return f"{title}\n\n{_table(('video', 'true class', 'top-3 predictions'), rows)}"
+    return f"{title}\n\n{markdown_table(('video', 'true class', 'top-3 predictions'), rows)}"
 
 
 def _failed(result: EvaluationResult) -> str:
@@ -133,10 +134,11 @@ def _failed(result: EvaluationResult) -> str:
     if not result.failed:
         return f"{title}\n\nNone."
     rows = [(_relative(f["path"], result.data), f["reason"]) for f in result.failed]
-    return f"{title}\n\nLeft out of every figure above.\n\n{_table(('file', 'reason'), rows)}"
+    return f"{title}\n\nLeft out of every figure above.\n\n{markdown_table(('file', 'reason'), rows)}"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A Markdown table; a `|` inside a cell is escaped so it cannot split the cell."""
     lines = [_row(header), _row(["---"] * len(header))] + [_row(row) for row in rows]
     return "\n".join(lines)
 
@@ -149,7 +151,8 @@ def _scores(top: list[dict]) -> str:
     return ", ".join(f"{t['label']} {t['score']:.2f}" for t in top)
 
 
-def _percent(value: float) -> str:
+def percent(value: float) -> str:
+    """A 0-1 ratio as a percentage with one decimal."""
     return f"{100 * value:.1f}%"
 
 

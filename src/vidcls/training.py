@@ -28,6 +28,7 @@ from vidcls.datasets import EpochSampler, EvalClipDataset, TrainClipDataset, col
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
 from vidcls.layout import BadFile, DatasetIndex, discover_dataset
+from vidcls.model_card import CARD_FILE, write_model_card
 from vidcls.models import DEFAULT_PRESET, PRESETS, LoadedModel, create_model, save_model
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ ARGS_FILE = "train_args.json"
 # What a training run writes; --overwrite removes these and nothing else.
 OUTPUT_ENTRIES = (
     "config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
-    "modeling_motion_cnn.py", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints",
+    "modeling_motion_cnn.py", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE,
 )
 
 
@@ -321,6 +322,7 @@ def train(config: TrainConfig) -> TrainResult:
             if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
                 logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
                 break
+    write_model_card(output, config, index, loaded.spec, state, device)
     return TrainResult(
         output=str(output), best_epoch=state["best_epoch"], best_val_accuracy=state["best_val_accuracy"],
         epochs_run=state["epoch"], history=state["history"], bad_files=index.bad_files, labels=index.labels,

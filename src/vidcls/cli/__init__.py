@@ -26,6 +26,8 @@ from vidcls.cli import preview as _preview  # noqa: E402,F401
 from vidcls.cli import demo as _demo  # noqa: E402,F401
 from vidcls.cli import serve as _serve  # noqa: E402,F401
 from vidcls.cli import benchmark as _benchmark  # noqa: E402,F401
+from vidcls.cli import export as _export  # noqa: E402,F401
+from vidcls.cli import push as _push  # noqa: E402,F401
 
 
 def main() -> None:

@@ -62,6 +62,7 @@ def evaluate_command(
 ) -> None:
     """Evaluate a model on a dataset split: accuracy, per-class scores, confusion matrix."""
     from vidcls.evaluation import evaluate  # torch loads only when a command needs it
+    from vidcls.model_card import update_test_scores
     from vidcls.report import write_report
 
     result = evaluate(
@@ -77,3 +78,6 @@ def evaluate_command(
         _say(f"[green]wrote[/] {json_out}")
     if report:
         _say(f"[green]wrote[/] {write_report(result, report)['markdown']}")
+    card = update_test_scores(model, result) if Path(model).is_dir() else None
+    if card:
+        _say(f"[green]updated[/] the test scores of the model card {card}")

@@ -1,0 +1,290 @@
+"""The model card: README.md in every trained model directory, in the Hugging Face format.
+
+YAML front matter (what the hub indexes: library, task, base model, data, metrics), then what a
+reader needs to trust and use the model: its labels, the data per split, scores with the views
+they were measured on, the frames it sees, the command that trained it, time and hardware, the
+licence of the base weights, and how to load it. Training writes the card once, at the end;
+`vidcls eval` on the test split rewrites only the test-scores section (between markers) and the
+test entry of the front matter, so the card keeps the latest test figures.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import transformers
+import yaml
+
+import vidcls
+from vidcls.layout import DatasetIndex
+from vidcls.models import PRESETS
+from vidcls.report import class_table, markdown_table, percent
+from vidcls.sampling import DEFAULT_CLIPS
+from vidcls.transforms import ClipSpec
+
+if TYPE_CHECKING:
+    from vidcls.evaluation import EvaluationResult
+    from vidcls.training import TrainConfig
+
+CARD_FILE = "README.md"
+TEST_START, TEST_END = "<!-- vidcls:test-scores -->", "<!-- /vidcls:test-scores -->"
+VALIDATION_VIEWS = "1 clip x 1 crop"  # training's validation: the centre clip, centre crop
+# How a run was driven, not what it trained: left out of the reproducing command.
+RUN_ONLY = ("data", "output", "resume", "overwrite", "progress")
+# TrainConfig fields `vidcls train` has no option for; a run that changed one is shown as a Python call.
+API_ONLY = ("weight_decay", "warmup_ratio", "val_ratio", "test_ratio")
+
+
+def write_model_card(
+    model_dir: str | Path, config: TrainConfig, index: DatasetIndex, spec: ClipSpec, state: dict, device: torch.device
+) -> Path:
+    """Write README.md for the run that just finished (``state``: training's epoch bookkeeping)."""
+    model_dir = Path(model_dir)
+    base = base_model(config.model)
+    data_name = index.root.name
+    front = {
+        "library_name": "transformers",
+        "pipeline_tag": "video-classification",
+        "tags": ["vidcls", "video-classification"],
+        **({"base_model": base} if base else {}),
+        "datasets": [data_name],
+        "metrics": ["accuracy"],
+        "model-index": [{"name": model_dir.name, "results": _validation_results(state, data_name)}],
+    }
+    sections = [
+        f"# {model_dir.name}\n\n{_summary(config, index)}",
+        "## Labels\n\n" + markdown_table(("id", "label"), list(enumerate(index.labels))),
+        _data_section(index),
+        _validation_section(state),
+        f"## Test scores\n\n{TEST_START}\nNot measured yet: `vidcls eval {config.output} {config.data}` writes them "
+        f"here.\n{TEST_END}",
+        _frames_section(spec),
+        _training_section(config, state, device),
+        f"## Licence\n\n{licence_note(config.model)}",
+        _usage_section(config.output, spec, remote_code=(model_dir / "modeling_motion_cnn.py").is_file()),
+    ]
+    card = model_dir / CARD_FILE
+    card.write_text(_join(front, "\n\n".join(sections) + "\n"))
+    return card
+
+
+def update_test_scores(model_dir: str | Path, result: EvaluationResult) -> Path | None:
+    """Put a test-split evaluation into the card of ``model_dir``; None when there is nothing to update
+    (another split, or a directory without a vidcls card)."""
+    card = Path(model_dir) / CARD_FILE
+    if result.split != "test" or not card.is_file():
+        return None
+    front, body = split_front_matter(card.read_text())
+    if TEST_START not in body or TEST_END not in body:
+        return None
+    before, rest = body.split(TEST_START, 1)
+    after = rest.split(TEST_END, 1)[1]
+    body = f"{before}{TEST_START}\n{_test_scores(result)}\n{TEST_END}{after}"
+    for entry in front.get("model-index", []):
+        entry["results"] = [r for r in entry["results"] if r["dataset"].get("split") != "test"]
+        entry["results"].append(_result_entry(
+            Path(result.data).name, "test", result.top1, f"test top-1 ({result.clips} clips x {result.crops} crops)",
+        ))
+    card.write_text(_join(front, body))
+    return card
+
+
+def split_front_matter(text: str) -> tuple[dict, str]:
+    """(YAML front matter as a dict, the Markdown after it); ({}, text) when there is none."""
+    if not text.startswith("---\n"):
+        return {}, text
+    front, body = text[4:].split("\n---\n", 1)
+    return yaml.safe_load(front) or {}, body.lstrip("\n")
+
+
+def _join(front: dict, body: str) -> str:
+    return f"---\n{yaml.safe_dump(front, sort_keys=False, allow_unicode=True)}---\n\n{body}"
+
+
+def base_model(name: str) -> str | None:
+    """The hub id the weights were fine-tuned from: the name itself, or a local base model's own base."""
+    if name in PRESETS:
+        return None
+    local = Path(name).expanduser()
+    if not local.is_dir():
+        return name
+    card = local / CARD_FILE
+    return split_front_matter(card.read_text())[0].get("base_model") if card.is_file() else None
+
+
+def licence_note(name: str) -> str:
+    """Whose licence the weights carry: none for a preset, the base model's when fine-tuned."""
+    if name in PRESETS:
+        return (f"Trained from random initialisation (preset `{name}`): no base-model licence applies; the "
+                "licences of the training videos do.")
+    if Path(name).expanduser().is_dir():
+        return f"Fine-tuned from the local model `{name}`: its licence applies to these weights too."
+    note = (f"Fine-tuned from [{name}](https://huggingface.co/{name}): these weights derive from it, so its licence "
+            "applies; read it on that model's card before using or sharing them.")
+    if name.startswith("MCG-NJU/"):
+        note += " MCG-NJU's VideoMAE checkpoints are published under CC BY-NC 4.0 (no commercial use)."
+    return note
+
+
+def training_command(config: TrainConfig) -> str:
+    """What reproduces the run: `vidcls train` with the options that differ from the defaults, or
+    Python code when a setting the CLI does not expose was changed."""
+    changed = {
+        f.name: getattr(config, f.name) for f in fields(config)
+        if f.name not in RUN_ONLY and (getattr(config, f.name) != f.default or f.name == "model")
+    }
+    if any(name in API_ONLY for name in changed):
+        arguments = ", ".join([repr(config.data), repr(config.output)] + [f"{k}={v!r}" for k, v in changed.items()])
+        return f"import vidcls\n\nvidcls.train({arguments})"
+    words = ["vidcls", "train", config.data, "--output", config.output]
+    for name, value in changed.items():
+        option = "--" + name.replace("_", "-")
+        words += [option] if value is True else ["--no-" + option[2:]] if value is False else [option, str(value)]
+    return shlex.join(words)
+
+
+def hardware(device: torch.device) -> str:
+    """The GPU's name, or the CPU's architecture, vector extensions and core count."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    machine = platform.processor() or platform.machine()
+    return f"CPU: {machine} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores"
+
+
+def _summary(config: TrainConfig, index: DatasetIndex) -> str:
+    origin = (f"trained from scratch (preset `{config.model}`)" if config.model in PRESETS
+              else f"fine-tuned from `{config.model}`")
+    return (f"A video classifier for {len(index.labels)} classes, {origin} on `{index.root}` with "
+            "vidcls. It is an ordinary transformers model directory.")
+
+
+def _data_section(index: DatasetIndex) -> str:
+    splits = [name for name, records in index.splits.items() if records]
+    counts = {name: _class_counts(index.splits[name]) for name in splits}
+    rows = [(label, *(counts[name].get(label, 0) for name in splits)) for label in index.labels]
+    rows.append(("**total**", *(len(index.splits[name]) for name in splits)))
+    left_out = f" {len(index.bad_files)} unreadable files were left out." if index.bad_files else ""
+    return (f"## Data\n\n`{index.root}` ({index.layout} layout), videos per class and split.{left_out}\n\n"
+            + markdown_table(("class", *splits), rows))
+
+
+def _class_counts(records) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.label] = counts.get(record.label, 0) + 1
+    return counts
+
+
+def _validation_results(state: dict, data_name: str) -> list[dict]:
+    accuracy = state["best_val_accuracy"]
+    if accuracy is None:
+        return []
+    return [_result_entry(data_name, "validation", accuracy, f"val top-1 ({VALIDATION_VIEWS})")]
+
+
+def _result_entry(data_name: str, split: str, accuracy: float, label: str) -> dict:
+    """One model-index result, as the hub reads it."""
+    return {
+        "task": {"type": "video-classification", "name": "Video Classification"},
+        "dataset": {"name": data_name, "type": data_name, "split": split},
+        "metrics": [{"type": "accuracy", "value": round(float(accuracy), 4), "name": label}],
+    }
+
+
+def _validation_section(state: dict) -> str:
+    accuracy = state["best_val_accuracy"]
+    if accuracy is None:
+        return "## Validation scores\n\nNo validation split: the saved weights are those of the last epoch."
+    rows = [
+        ("top-1 accuracy", percent(accuracy)),
+        ("views per video", f"{VALIDATION_VIEWS} (the centre clip)"),
+        ("saved epoch (best val accuracy)", f"{state['best_epoch']} of {state['epoch']}"),
+    ]
+    return "## Validation scores\n\nMeasured during training.\n\n" + markdown_table(("", "value"), rows)
+
+
+def _test_scores(result: EvaluationResult) -> str:
+    top5 = "n/a (5 classes or fewer)" if result.top5 is None else percent(result.top5)
+    rows = [
+        ("data", f"`{result.data}` (split {result.split})"),
+        ("videos scored", result.num_videos),
+        ("views per video", f"{result.clips} clips spread over the video x {result.crops} crops"),
+        ("top-1 accuracy", percent(result.top1)),
+        ("top-5 accuracy", top5),
+        ("mean class accuracy", percent(result.mean_class_accuracy)),
+        ("files that failed", len(result.failed)),
+        ("measured", datetime.date.today().isoformat()),
+    ]
+    return markdown_table(("", "value"), rows) + "\n\n" + class_table(result, result.labels)
+
+
+def _frames_section(spec: ClipSpec) -> str:
+    if spec.sampling == "segment":
+        taken = f"one from each of {spec.num_frames} equal parts of the whole video (segment sampling)"
+    else:
+        taken = f"every {spec.sample_rate}th frame, a run of {spec.num_frames * spec.sample_rate} frames (dense sampling)"
+    rows = [
+        ("frames per clip", spec.num_frames),
+        ("frames taken", taken),
+        ("short side resized to", f"{spec.resize_short_side} px"),
+        ("crop", f"{spec.crop_size} x {spec.crop_size} px"),
+        ("mean / std", f"{list(spec.mean)} / {list(spec.std)}"),
+        ("`vidcls predict` views", f"{DEFAULT_CLIPS} clips spread over the whole video x 1 centre crop"),
+    ]
+    return ("## Frames the model sees\n\nSaved in `config.json` (`vidcls`) and the processors "
+            "(`video_preprocessor_config.json`, `preprocessor_config.json`).\n\n"
+            + markdown_table(("", "value"), rows))
+
+
+def _training_section(config: TrainConfig, state: dict, device: torch.device) -> str:
+    seconds = sum(row["epoch_seconds"] for row in state["history"])
+    rows = [
+        ("epochs run", state["epoch"]),
+        ("training time", f"{seconds / 60:.1f} min (training passes; validation not counted)"),
+        ("hardware", hardware(device)),
+        ("software", f"vidcls {vidcls.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"),
+    ]
+    command = training_command(config)
+    language = "bash" if command.startswith("vidcls ") else "python"
+    return (f"## Training\n\n```{language}\n{command}\n```\n\nEvery setting, resolved: "
+            "`train_args.json`; loss and accuracy per epoch: `metrics.jsonl`, `training_curve.png`.\n\n"
+            + markdown_table(("", "value"), rows))
+
+
+def _usage_section(model: str, spec: ClipSpec, remote_code: bool) -> str:
+    trust = ", trust_remote_code=True" if remote_code else ""
+    why = (" (the architecture's code, `modeling_motion_cnn.py`, ships in this folder; read it before trusting it)"
+           if remote_code else "")
+    caveat = ("" if spec.sampling == "segment" else
+              "\nThis model was trained on dense clips; the pipeline spreads its frames over the whole video, "
+              "so `vidcls predict` scores it better.\n")
+    return f"""## How to use
+
+With transformers{why}: the saved video processor reads {spec.num_frames} frames spread over the whole video,
+as the model was trained, so no sampling arguments are needed.
+{caveat}
+```python
+from transformers import pipeline
+
+classifier = pipeline("video-classification", model="{model}"{trust})  # or the hub id it was pushed to
+classifier("video.mp4")
+```
+
+With vidcls ({DEFAULT_CLIPS} clips averaged, sampling read from the model):
+
+```bash
+vidcls predict {model} video.mp4 --top-k 3
+```
+
+```python
+import vidcls
+
+vidcls.predict("{model}", ["video.mp4"], top_k=3)
+```"""
