@@ -32,7 +32,8 @@ def model_logits(model: torch.nn.Module, clips: torch.Tensor, spec: ClipSpec) ->
     """Logits for uint8 clips (N, T, C, H, W) already on the model's device."""
     device = clips.device
     with autocast(device):
-        return model(pixel_values=normalize_batch(clips, spec)).logits.float()
+        inputs = {getattr(model, "main_input_name", "pixel_values"): normalize_batch(clips, spec)}  # V-JEPA 2: pixel_values_videos
+        return model(**inputs).logits.float()
 
 
 @torch.inference_mode()

@@ -18,6 +18,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import (
     AutoConfig,
@@ -30,6 +31,7 @@ from transformers import (
     VideoMAEImageProcessor,
     VideoMAEVideoProcessor,
 )
+from transformers.video_processing_utils import BaseVideoProcessor
 
 from vidcls.errors import ModelError
 from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
@@ -47,7 +49,7 @@ LEGACY_SAMPLING = "dense"
 # Models built from a config, random weights, for training from scratch: (config class, settings).
 PRESETS: dict[str, tuple[type[PretrainedConfig], dict]] = {
     # The default: learns motion from a few hundred clips on 2 CPU cores (modeling_motion_cnn).
-    "motion": (MotionCNNConfig, dict(num_frames=16, image_size=112)),
+    "motion": (MotionCNNConfig, dict(num_frames=16, image_size=96)),
     # A small VideoMAE; loads in transformers.pipeline without remote code, but needs easy data.
     "tiny": (VideoMAEConfig, dict(
         image_size=64, patch_size=8, num_frames=8, tubelet_size=2, hidden_size=128,
@@ -89,16 +91,24 @@ def _label_maps(labels: list[str]) -> dict:
     )
 
 
-def video_processor_for(spec: ClipSpec) -> VideoMAEVideoProcessor:
-    """The video processor that gives `transformers.pipeline` the pixels vidcls gives the model."""
-    return VideoMAEVideoProcessor(
+def video_processor_for(spec: ClipSpec, like: object = None) -> BaseVideoProcessor:
+    """The video processor that gives `transformers.pipeline` the pixels vidcls gives the model:
+    of the class the model came with when that class can say so (its input names: V-JEPA 2's
+    pixel_values_videos), else VideoMAE's."""
+    settings = dict(
         size={"shortest_edge": spec.resize_short_side},
         crop_size={"height": spec.crop_size, "width": spec.crop_size},
         image_mean=list(spec.mean),
         image_std=list(spec.std),
+        rescale_factor=1 / 255,
         num_frames=spec.num_frames,
         do_sample_frames=True,
     )
+    if isinstance(like, BaseVideoProcessor):
+        candidate = type(like)(**settings)
+        if np.allclose(_normalisation(candidate), (spec.mean, spec.std), atol=1e-6):  # not ViViT's built-in offset
+            return candidate
+    return VideoMAEVideoProcessor(**settings)
 
 
 def image_processor_for(spec: ClipSpec) -> VideoMAEImageProcessor:
@@ -121,6 +131,26 @@ def _processor_sizes(processor, config) -> tuple[int, int]:
     return int(crop), int(short)
 
 
+def _normalisation(processor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The processor's rescale, offset and normalisation as one (x / 255 - mean) / std, the form
+    vidcls applies (ViViT's x / 127.5 - 1 then (. - 0.5) / 0.5 is mean 0.75, std 0.25).
+
+    Read by running the processor on a black and a white frame, so whatever a processor class
+    does to pixel values (ViViT's video processor has its offset built in) is what vidcls does.
+    """
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames[1] = 255
+    options = dict(do_resize=False, do_center_crop=False, input_data_format="channels_last", return_tensors="pt")
+    if isinstance(processor, BaseVideoProcessor):
+        output = processor([torch.from_numpy(frames)], do_sample_frames=False, **options)
+    else:
+        output = processor(list(frames), **options)
+    pixels = next(iter(output.values()))[0].float()  # (frames, channels, H, W)
+    black, white = pixels[0].mean(dim=(1, 2)).double(), pixels[1].mean(dim=(1, 2)).double()
+    std = 1 / (white - black)
+    return tuple((-black * std).tolist()), tuple(std.tolist())
+
+
 def clip_spec_from(
     model: PreTrainedModel, processor, num_frames: int | None = None, sample_rate: int | None = None,
     sampling: str | None = None,
@@ -131,15 +161,21 @@ def clip_spec_from(
     sampling = sampling or saved.get("sampling") or (LEGACY_SAMPLING if saved else DEFAULT_SAMPLING)
     check_sampling(sampling)
     crop, short = _processor_sizes(processor, config)
+    mean, std = _normalisation(processor)
     return ClipSpec(
-        num_frames=num_frames or saved.get("num_frames") or getattr(config, "num_frames", None) or DEFAULT_NUM_FRAMES,
+        num_frames=num_frames or saved.get("num_frames") or model_frames(config) or DEFAULT_NUM_FRAMES,
         sample_rate=sample_rate or saved.get("sample_rate") or DEFAULT_SAMPLE_RATE,
         crop_size=crop,
         resize_short_side=short,
-        mean=tuple(getattr(processor, "image_mean", None) or IMAGENET_MEAN),
-        std=tuple(getattr(processor, "image_std", None) or IMAGENET_STD),
+        mean=mean,
+        std=std,
         sampling=sampling,
     )
+
+
+def model_frames(config) -> int | None:
+    """Frames per clip the architecture takes (V-JEPA 2 calls it frames_per_clip)."""
+    return getattr(config, "num_frames", None) or getattr(config, "frames_per_clip", None)
 
 
 def create_model(
@@ -158,8 +194,8 @@ def create_model(
         model = _from_pretrained(name, _label_maps(labels))
         processor = load_processor(name, model)
     spec = clip_spec_from(model, processor, num_frames, sample_rate, sampling)
-    if spec.num_frames != getattr(model.config, "num_frames", spec.num_frames):
-        raise ModelError(f"{name} takes {model.config.num_frames} frames per clip, not {spec.num_frames}")
+    if spec.num_frames != (model_frames(model.config) or spec.num_frames):
+        raise ModelError(f"{name} takes {model_frames(model.config)} frames per clip, not {spec.num_frames}")
     return LoadedModel(model, processor, spec, name)
 
 
@@ -207,7 +243,7 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> None:
     save_settings(loaded)
     loaded.model.save_pretrained(out_dir, safe_serialization=True)
     image_processor_for(loaded.spec).save_pretrained(out_dir)
-    video_processor_for(loaded.spec).save_pretrained(out_dir)
+    video_processor_for(loaded.spec, like=loaded.processor).save_pretrained(out_dir)
 
 
 def save_settings(loaded: LoadedModel) -> None:
