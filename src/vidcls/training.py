@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from vidcls.datasets import EvalClipDataset, TrainClipDataset, collate_eval, default_workers
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
-from vidcls.layout import BadFile, DatasetIndex, discover_dataset
+from vidcls.layout import SPLIT_FILE, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split
 from vidcls.models import PRESETS, LoadedModel, create_model, save_model
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ ARGS_FILE = "train_args.json"
 # What a training run writes; --overwrite removes these and nothing else.
 OUTPUT_ENTRIES = (
     "config.json", "model.safetensors", "preprocessor_config.json", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints",
+    SPLIT_FILE,
 )
 
 
@@ -246,6 +247,8 @@ def train(config: TrainConfig) -> TrainResult:
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
+    check_trainable(index)
+    save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
     loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate)
     model = loaded.model.to(device)
     from_scratch = config.model in PRESETS
