@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from videos import moving_square, write_video
+
 HEAVY = ("torch", "av", "transformers", "fastapi")
 PROBE = """
 import json, sys, time
@@ -39,3 +41,21 @@ def test_help_and_argument_errors_answer_fast():
     refused, seconds = _vidcls("eval", "--no-such-option")
     assert refused.returncode == 2 and "No such option" in refused.stderr
     assert seconds < 2.0
+
+
+def test_missing_model_directory_is_named_not_taken_for_a_hub_id(tmp_path):
+    video = write_video(tmp_path / "x.avi", moving_square("MoveUp", 12, 32, 24))
+    missing, _ = _vidcls("predict", "/no/such/dir", str(video))
+    assert missing.returncode == 1 and "error: /no/such/dir: no such model directory" in missing.stderr
+    assert "repo" not in missing.stderr.lower()
+    (tmp_path / "empty_model").mkdir()
+    no_config, _ = _vidcls("predict", str(tmp_path / "empty_model"), str(video))
+    assert no_config.returncode == 1 and "not a model directory (no config.json)" in " ".join(no_config.stderr.split())
+
+
+def test_training_on_one_class_is_refused_in_one_line(tmp_path):
+    write_video(tmp_path / "data" / "Only" / "a.avi", moving_square("MoveUp", 12, 32, 24))
+    refused, _ = _vidcls("train", str(tmp_path / "data"), "-o", str(tmp_path / "out"), "--epochs", "1")
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "found one class (Only); a classifier needs two or more" in message
+    assert "Traceback" not in refused.stderr

@@ -18,7 +18,7 @@ import vidcls.evaluation
 from conftest import CLASSES
 from videos import moving_square, write_video
 from vidcls.cli._app import app
-from vidcls.errors import ModelError
+from vidcls.errors import DatasetError, ModelError
 from vidcls.evaluation import classification_metrics, evaluate
 from vidcls.layout import SPLIT_FILE, discover_dataset, group_of
 from vidcls.models import load_model
@@ -167,3 +167,9 @@ def test_eval_of_a_flat_folder_never_scores_a_group_the_model_trained_on(tmp_pat
         assert result.split_source == str(model / SPLIT_FILE)
     shown = CliRunner().invoke(app, ["data", str(root), "--model", str(model)])
     assert shown.exit_code == 0 and f"split from {model / SPLIT_FILE}" in " ".join(shown.stdout.split())
+
+
+def test_split_without_videos_is_named(loaded, broken_dataset, tmp_path):
+    shutil.copytree(broken_dataset[0] / "test" / "MoveUp", tmp_path / "elsewhere" / "train" / "MoveUp")
+    with pytest.raises(DatasetError, match="split 'val' has no readable videos .splits found: train .2.."):
+        evaluate(loaded, tmp_path / "elsewhere", split="val", workers=0)
