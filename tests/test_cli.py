@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from typer.testing import CliRunner
+
 from videos import moving_square, write_video
 
 HEAVY = ("torch", "av", "transformers", "fastapi")
@@ -59,3 +61,17 @@ def test_training_on_one_class_is_refused_in_one_line(tmp_path):
     message = " ".join(refused.stderr.split())
     assert refused.returncode == 1 and "found one class (Only); a classifier needs two or more" in message
     assert "Traceback" not in refused.stderr
+
+
+def test_data_names_damaged_files_with_their_reason(tmp_path):
+    import vidcls.cli.data  # noqa: F401  (registers `data`)
+    from vidcls.cli._app import app
+
+    for label in ("MoveLeft", "MoveUp"):
+        write_video(tmp_path / label / "a.avi", moving_square(label, 12, 32, 24))
+    whole = write_video(tmp_path / "whole.avi", moving_square("MoveUp", 69, 32, 24))
+    (tmp_path / "MoveUp" / "cut.avi").write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    whole.unlink()
+    shown = CliRunner().invoke(app, ["data", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert f"damaged {tmp_path / 'MoveUp' / 'cut.avi'}: the header claims 69 frames" in " ".join(shown.stderr.split())

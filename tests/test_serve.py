@@ -25,6 +25,7 @@ from videos import moving_square, write_video
 
 from vidcls.serve import create_app
 from vidcls.serve.batching import ForwardBatcher
+from vidcls.serve.memory import limit_malloc_arenas
 from vidcls.serve.uploads import FORM_OVERHEAD_BYTES, LOCK_FILE, PROCESS_DIR_PREFIX, process_upload_dir, remove_abandoned_upload_dirs
 
 BOUNDARY = "vidcls-test-boundary"
@@ -396,3 +397,10 @@ def test_server_killed_mid_upload_leaves_nothing_after_the_next_start(trained_mo
         second.terminate()
         second.wait(timeout=30)
     assert list(tmp_path.iterdir()) == []  # a server stopped normally removes its own folder
+
+
+def test_server_limits_malloc_arenas_unless_the_environment_says(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the user's setting, which glibc read at start, stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is True  # glibc (Linux) accepted the limit

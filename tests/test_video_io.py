@@ -249,7 +249,7 @@ def test_probe_of_a_truncated_file_counts_the_frames_that_decode(tmp_path):
     assert av.open(str(cut)).streams.video[0].frames == 69 and 1 <= decodable < 60  # the header still claims 69
     info = probe_video(cut)
     assert info.num_frames == decodable and info.duration == pytest.approx(decodable / 25)
-    assert info.damage.startswith(f"damaged: the header claims 69 frames, {decodable} can be read")
+    assert info.damage.startswith(f"the header claims 69 frames, {decodable} can be read")
     last = read_frames(cut, [info.num_frames - 1])  # the last frame a sampler may ask for is a real one
     assert label_of(last[0]) == decodable - 1
     assert probe_video(whole).damage is None

@@ -122,7 +122,7 @@ def _readable_frames(container, stream, claimed: int) -> tuple[int, str | None]:
     if decode_error is None and readable >= claimed * _DAMAGED_BELOW:
         return readable, None
     cause = decode_error or demux_error or "the file ends early"
-    return readable, f"damaged: the header claims {claimed} frames, {readable} can be read ({cause}); only those are used"
+    return readable, f"the header claims {claimed} frames, {readable} can be read ({cause}); only those are used"
 
 
 def _count_packets(container, stream) -> tuple[int, str | None]:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from vidcls.errors import VideoReadError
 from vidcls.prediction import VideoClassifier
+from vidcls.serve.memory import limit_malloc_arenas
 from vidcls.serve.predictor import Predictor
 from vidcls.serve.schemas import ErrorResponse, HealthResponse, LabelsResponse, PredictOptions, PredictResponse
 from vidcls.serve.uploads import FILE_FIELD, process_upload_dir, received_upload
@@ -178,6 +179,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_malloc_arenas()  # before the model loads and the decode threads start
         predictor = Predictor(VideoClassifier(model_dir, device), max_batch=max_batch, batch_wait_ms=batch_wait_ms)
         with process_upload_dir(settings.tmp_dir) as upload_dir:
             async with predictor.running():
