@@ -12,7 +12,8 @@ forward passes per video instead of 4.
 Classes are matched by name, so a model trained on more classes than the dataset holds can be
 scored on it; a dataset class the model does not know is an error raised before any video is
 decoded. The split is the one saved with the model when it was trained on this folder (see
-`layout`), so a test score never includes a video the model trained on. Metrics are computed with numpy from the confusion matrix.
+`layout`), so a test score never includes a video the model trained on. Metrics are computed
+with numpy from the confusion matrix.
 """
 
 from __future__ import annotations

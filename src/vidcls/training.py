@@ -26,7 +26,9 @@ from tqdm.auto import tqdm
 from vidcls.datasets import EvalClipDataset, TrainClipDataset, collate_eval, default_workers
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
-from vidcls.layout import SPLIT_FILE, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split
+from vidcls.layout import (
+    SPLIT_FILE, TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
+)
 from vidcls.models import PRESETS, LoadedModel, create_model, save_model
 
 logger = logging.getLogger(__name__)
@@ -62,8 +64,8 @@ class TrainConfig:
     workers: int | None = None  # None: one per core, at most 4
     seed: int = 0
     flip: bool = True
-    val_ratio: float = 0.15
-    test_ratio: float = 0.15
+    val_ratio: float = VAL_RATIO
+    test_ratio: float = TEST_RATIO
     early_stopping: int | None = None  # stop after this many epochs without a better val accuracy
     resume: bool = False
     overwrite: bool = False
