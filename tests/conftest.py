@@ -39,6 +39,17 @@ def add_broken_files(root: Path) -> list[Path]:
     return [truncated, empty, text]
 
 
+# Fixtures that train a model: a test using one takes tens of seconds on two shared cores.
+SLOW_FIXTURES = {"trained_model"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that needs a trained model as slow, so `-m "not slow"` runs in under a minute."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def motion_dataset(tmp_path_factory) -> Path:
     """Clean split-layout dataset (3 classes x 5 groups x 2 clips)."""

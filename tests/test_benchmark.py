@@ -15,6 +15,7 @@ FIGURES = (
     "pipeline_ms_per_video", "top1_agree", "peak_rss_mb",
 )
 TARGETS = ("loader_clips_per_s", "predict_speedup_vs_pipeline", "top1_agree", "data_wait_fraction")
+pytestmark = pytest.mark.slow  # every test here trains or benchmarks a model
 
 
 @pytest.fixture(scope="module")

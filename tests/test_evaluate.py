@@ -12,14 +12,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import vidcls.cli.data  # noqa: F401  (registers `data`)
 import vidcls.cli.evaluate  # noqa: F401  (registers `eval`)
 import vidcls.evaluation
 from conftest import CLASSES
+from videos import moving_square, write_video
 from vidcls.cli._app import app
-from vidcls.errors import ModelError
+from vidcls.errors import DatasetError, ModelError
 from vidcls.evaluation import classification_metrics, evaluate
-from vidcls.layout import discover_dataset
+from vidcls.layout import SPLIT_FILE, discover_dataset, group_of
 from vidcls.models import load_model
+from vidcls.training import TrainConfig, train
 
 RESULT_KEYS = {
     "top1", "top5", "mean_class_accuracy", "per_class", "confusion_matrix", "labels", "num_videos", "clips",
@@ -64,8 +67,8 @@ def test_unreadable_files_of_the_split_are_named(train_result, broken_dataset):
 def test_a_file_that_fails_while_evaluating_is_named_and_the_run_finishes(loaded, broken_dataset, monkeypatch):
     moved = []
 
-    def discover_then_move_one_away(root):
-        index = discover_dataset(root)
+    def discover_then_move_one_away(root, **options):
+        index = discover_dataset(root, **options)
         gone = index.splits["val"][0].path
         moved.append((gone, shutil.move(gone, gone.with_suffix(".moved"))))
         return index
@@ -141,3 +144,32 @@ def test_cli_eval_prints_figures_names_failures_and_writes_outputs(trained_model
     assert "notes.txt" in result.stderr
     assert RESULT_KEYS <= set(json.loads(out.read_text()))
     assert (tmp_path / "report" / "report.md").is_file()
+
+
+@pytest.mark.slow
+def test_eval_of_a_flat_folder_never_scores_a_group_the_model_trained_on(tmp_path):
+    root = tmp_path / "flat"
+    for label in CLASSES:
+        for group in range(1, 7):
+            write_video(root / label / f"v_{label}_g{group:02d}_c01.avi", moving_square(label, 16, seed=group))
+    model = tmp_path / "model"
+    train(TrainConfig(
+        data=str(root), output=str(model), model="tiny", epochs=1, batch_size=6, workers=0, flip=False,
+        progress=False, seed=3,
+    ))
+    trained_groups = {r.group for r in discover_dataset(root, seed=3).splits["train"]}
+    default = discover_dataset(root).splits
+    assert {r.group for r in default["val"] + default["test"]} & trained_groups, "the default seed would leak"
+    for split in ("val", "test"):
+        result = evaluate(model, root, split=split, workers=0)
+        scored = {group_of(Path(p["path"]), p["true_label"]) for p in result.predictions}
+        assert scored and not scored & trained_groups, split
+        assert result.split_source == str(model / SPLIT_FILE)
+    shown = CliRunner().invoke(app, ["data", str(root), "--model", str(model)])
+    assert shown.exit_code == 0 and f"split from {model / SPLIT_FILE}" in " ".join(shown.stdout.split())
+
+
+def test_split_without_videos_is_named(loaded, broken_dataset, tmp_path):
+    shutil.copytree(broken_dataset[0] / "test" / "MoveUp", tmp_path / "elsewhere" / "train" / "MoveUp")
+    with pytest.raises(DatasetError, match="split 'val' has no readable videos .splits found: train .2.."):
+        evaluate(loaded, tmp_path / "elsewhere", split="val", workers=0)

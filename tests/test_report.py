@@ -32,7 +32,8 @@ def _synthetic(labels: list[str], videos_per_class: int = 2) -> EvaluationResult
         model="m", data="/data", split="test", labels=labels, num_videos=n * videos_per_class, clips=1, crops=1,
         top1=sum(matrix[i][i] for i in range(n)) / (n * videos_per_class), top5=None, mean_class_accuracy=0.5,
         per_class=per_class, confusion_matrix=matrix, failed=[{"path": "/data/x/bad.mp4", "reason": "empty file"}],
-        videos_per_s=10.0, predictions=predictions, spec={},
+        damaged=[{"path": "/data/x/cut.avi", "reason": "the header claims 69 frames, 13 can be read"}],
+        split_source="seed 3", videos_per_s=10.0, predictions=predictions, spec={},
     )
 
 
@@ -52,6 +53,12 @@ def test_report_renders_for_one_class(tmp_path):
     one = _synthetic(["Only"], videos_per_class=1)
     markdown = write_report(one, tmp_path)["markdown"].read_text()
     assert "Misclassified videos (0 of 1)" in markdown and "| Only |" in markdown
+
+
+def test_report_names_damaged_files_and_where_the_split_came_from(tmp_path):
+    markdown = write_report(_synthetic(["a", "b"]), tmp_path)["markdown"].read_text()
+    assert "## Damaged files (1)" in markdown and "| x/cut.avi | the header claims 69 frames" in markdown
+    assert "/data (split test, from seed 3)" in markdown
 
 
 def test_confusion_matrix_grows_with_the_classes(tmp_path):

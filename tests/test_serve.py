@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +25,8 @@ from videos import moving_square, write_video
 
 from vidcls.serve import create_app
 from vidcls.serve.batching import ForwardBatcher
-from vidcls.serve.uploads import FORM_OVERHEAD_BYTES
+from vidcls.serve.memory import limit_malloc_arenas
+from vidcls.serve.uploads import FORM_OVERHEAD_BYTES, LOCK_FILE, PROCESS_DIR_PREFIX, process_upload_dir, remove_abandoned_upload_dirs
 
 BOUNDARY = "vidcls-test-boundary"
 
@@ -62,12 +66,17 @@ def client(trained_model, uploads) -> Iterator[TestClient]:
         yield client
 
 
+def upload_files(uploads: Path) -> list[Path]:
+    """Uploads left under ``uploads``: every file but the lock of a running server's folder."""
+    return [path for path in uploads.rglob("*") if path.is_file() and path.name != LOCK_FILE]
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers(request) -> Iterator[None]:
-    """Every test in this file leaves the upload directory empty, success or error."""
+    """Every test in this file leaves no upload behind, success or error."""
     yield
     if "uploads" in request.fixturenames:
-        assert list(request.getfixturevalue("uploads").iterdir()) == []
+        assert upload_files(request.getfixturevalue("uploads")) == []
 
 
 def post_video(client: TestClient, path: Path, **params):
@@ -215,7 +224,8 @@ def test_client_filename_never_becomes_a_path(client, video, uploads, monkeypatc
     evil = client.post("/predict", files={"file": ("../../evil name.avi", video.read_bytes())})
     odd = client.post("/predict", files={"file": ("clip.exe", video.read_bytes())})
     assert evil.status_code == odd.status_code == 200
-    assert [path.parent for path in seen] == [uploads, uploads]
+    assert [path.parent for path in seen] == [client.app.state.upload_dir] * 2
+    assert client.app.state.upload_dir.parent == uploads
     assert seen[0].suffix == ".avi" and seen[1].suffix == "" and "evil" not in seen[0].name
 
 
@@ -313,3 +323,85 @@ def test_streamed_oversize_is_refused_while_arriving(small_limit_app, uploads):
             sent += 2**16
         assert read_status(sock) == 413
     assert sent < total / 2
+
+
+def test_only_folders_of_servers_no_longer_running_are_removed(tmp_path):
+    never_locked_dead = tmp_path / f"{PROCESS_DIR_PREFIX}999999999-abc"
+    never_locked_alive = tmp_path / f"{PROCESS_DIR_PREFIX}{os.getpid()}-abc"
+    unlocked = tmp_path / f"{PROCESS_DIR_PREFIX}{os.getpid()}-def"  # pid alive (reused), lock free: owner gone
+    for folder in (never_locked_dead, never_locked_alive, unlocked):
+        folder.mkdir()
+        (folder / "vidcls-upload-1.avi").write_bytes(b"x")
+    (unlocked / LOCK_FILE).touch()
+    with process_upload_dir(tmp_path) as live:
+        assert not never_locked_dead.exists() and not unlocked.exists()  # removed when the server started
+        assert remove_abandoned_upload_dirs(tmp_path) == [] and live.is_dir() and never_locked_alive.is_dir()
+    assert not live.exists()
+
+
+SERVER = """
+import sys, uvicorn
+from vidcls.serve import create_app
+model, tmp_dir, port = sys.argv[1:]
+uvicorn.run(create_app(model, tmp_dir=tmp_dir), host="127.0.0.1", port=int(port), log_level="warning")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(model: Path, tmp_dir: Path) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(model), str(tmp_dir), str(port)])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if b" 200 " in sock.recv(100):
+                    return server, port
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+@pytest.mark.slow
+def test_server_killed_mid_upload_leaves_nothing_after_the_next_start(trained_model, video, tmp_path):
+    first, port = _start_server(trained_model, tmp_path)
+    try:
+        head = f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.avi\"\r\n\r\n".encode()
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {len(head) + 10**6}\r\n\r\n".encode() + head + video.read_bytes()
+        )
+        deadline = time.monotonic() + 30
+        while not upload_files(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [partial] = upload_files(tmp_path)  # half an upload, on disk
+        first.kill()  # SIGKILL: no request or lifespan cleanup runs
+        first.wait(timeout=30)
+        sock.close()
+        assert partial.exists()
+    finally:
+        first.kill()
+    second, _ = _start_server(trained_model, tmp_path)
+    try:
+        assert upload_files(tmp_path) == [] and not partial.parent.exists()
+        [own] = tmp_path.iterdir()
+        assert own.name.startswith(f"{PROCESS_DIR_PREFIX}{second.pid}-")
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    assert list(tmp_path.iterdir()) == []  # a server stopped normally removes its own folder
+
+
+def test_server_limits_malloc_arenas_unless_the_environment_says(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the user's setting, which glibc read at start, stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is True  # glibc (Linux) accepted the limit

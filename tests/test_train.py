@@ -22,6 +22,7 @@ from vidcls.models import create_model
 from vidcls.training import CHECKPOINT, METRICS_FILE, TrainConfig, train
 
 VIDCLS = [sys.executable, "-m", "vidcls.cli"]
+pytestmark = pytest.mark.slow  # every test here trains a model
 
 
 def _config(data: Path, output: Path, **overrides) -> TrainConfig:

@@ -11,10 +11,10 @@ import pytest
 
 from videos import write_video
 from vidcls.errors import VideoReadError
+from vidcls.video_files import is_video_file
 from vidcls.video_io import (
     ClipWindow,
     _to_rgb,
-    is_video_file,
     probe_video,
     read_clip,
     read_frames,
@@ -239,6 +239,31 @@ def test_probe_counts_frames_when_the_header_does_not(tmp_path):
     path = write_video(tmp_path / "clip.mkv", labelled_frames(30))
     info = probe_video(path)
     assert info.num_frames == pytest.approx(30, abs=1) and info.fps == pytest.approx(25.0)
+
+
+def test_probe_of_a_truncated_file_counts_the_frames_that_decode(tmp_path):
+    whole = write_video(tmp_path / "whole.avi", labelled_frames(69))
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.7)])
+    decodable = _decode_until_error(cut)
+    assert av.open(str(cut)).streams.video[0].frames == 69 and 1 <= decodable < 60  # the header still claims 69
+    info = probe_video(cut)
+    assert info.num_frames == decodable and info.duration == pytest.approx(decodable / 25)
+    assert info.damage.startswith(f"the header claims 69 frames, {decodable} can be read")
+    last = read_frames(cut, [info.num_frames - 1])  # the last frame a sampler may ask for is a real one
+    assert label_of(last[0]) == decodable - 1
+    assert probe_video(whole).damage is None
+
+
+def _decode_until_error(path: Path) -> int:
+    count = 0
+    with av.open(str(path)) as container:
+        try:
+            for _ in container.decode(video=0):
+                count += 1
+        except av.error.FFmpegError:
+            pass
+    return count
 
 
 @pytest.mark.parametrize("kind", ["truncated", "empty", "text", "missing"])

@@ -11,7 +11,9 @@ forward passes per video instead of 4.
 
 Classes are matched by name, so a model trained on more classes than the dataset holds can be
 scored on it; a dataset class the model does not know is an error raised before any video is
-decoded. Metrics are computed with numpy from the confusion matrix.
+decoded. The split is the one saved with the model when it was trained on this folder (see
+`layout`), so a test score never includes a video the model trained on. Metrics are computed
+with numpy from the confusion matrix.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class EvaluationResult:
     per_class: dict[str, dict]  # label -> precision, recall, f1, support
     confusion_matrix: list[list[int]]  # rows: true label, columns: predicted label
     failed: list[dict]  # {"path", "reason"}: unreadable when the dataset was read, or when decoded here
+    damaged: list[dict]  # {"path", "reason"}: scored on the frames that could be read (truncated, decode errors)
+    split_source: str  # where the split came from: "folders", "seed N", or the split file saved with the model
     videos_per_s: float
     predictions: list[dict]  # per video: path, true_label, correct, top3 [{"label", "score"}]
     spec: dict
@@ -86,7 +90,7 @@ def evaluate(
         raise VidclsError(f"clips must be at least 1, got {clips}")
     loaded = model if isinstance(model, LoadedModel) else load_model(str(model), pick_device(device))
     spec = replace(loaded.spec, sampling=sampling) if sampling else loaded.spec
-    index = discover_dataset(data)
+    index = discover_dataset(data, model_dir=loaded.name)
     records = index.split(split)
     check_labels(index.labels, loaded)
     started = time.perf_counter()
@@ -98,6 +102,8 @@ def evaluate(
     return EvaluationResult(
         model=loaded.name, data=str(index.root), split=split, num_videos=len(scored), clips=clips, crops=crops,
         failed=discovery_failures(index, records) + decode_failures,
+        damaged=[{"path": str(r.path), "reason": r.info.damage} for r in records if r.info.damage],
+        split_source=index.split_source,
         videos_per_s=len(scored) / elapsed,
         predictions=video_predictions(scored_records, probabilities, loaded.labels),
         spec=spec_as_dict(spec),

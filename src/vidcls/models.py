@@ -37,7 +37,7 @@ from vidcls.errors import ModelError
 from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
 from vidcls.sampling import DEFAULT_SAMPLING, check_sampling
 from vidcls.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
-from vidcls.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
+from vidcls.transforms import ClipSpec
 
 logger = logging.getLogger(__name__)
 
@@ -211,17 +211,24 @@ def load_model(name: str, device: torch.device | str = "cpu") -> LoadedModel:
 
 
 def _from_pretrained(name: str, overrides: dict) -> PreTrainedModel:
+    """Load a local model directory or a hub id; a name that can only be a path is never sent to the hub,
+    whose repo-id rules would hide the real problem (a typo in a folder name)."""
     local = Path(name).expanduser()
-    if not local.is_dir() and "/" not in name:
-        raise ModelError(
-            f"'{name}' is not a preset ({', '.join(PRESETS)}), a local model directory, or a hub id (owner/name)"
-        )
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise ModelError(f"{local}: not a model directory (no config.json); pass the folder `vidcls train` wrote")
+    could_be_hub_id = name.count("/") == 1 and not name.startswith((".", "/", "~")) and not name.endswith("/")
+    if not local.is_dir() and not could_be_hub_id:
+        presets = "" if "/" in name else f", nor a preset ({', '.join(PRESETS)})"
+        raise ModelError(f"{name}: no such model directory{presets}")
     try:
         return AutoModelForVideoClassification.from_pretrained(
             str(local) if local.is_dir() else name, ignore_mismatched_sizes=bool(overrides), **overrides
         )
     except (OSError, ValueError) as error:
-        where = "local directory" if local.is_dir() else "hub id (is the hub reachable? set HF_HUB_OFFLINE=1 to use the cache)"
+        where = "local directory" if local.is_dir() else (
+            f"hub id (there is no local directory {name} either; is the hub reachable? "
+            "set HF_HUB_OFFLINE=1 to use the cache)"
+        )
         raise ModelError(f"could not load model '{name}' as a {where}: {str(error).splitlines()[0]}") from error
 
 

@@ -21,7 +21,7 @@ from vidcls.inference import pick_device, video_probabilities
 from vidcls.models import LoadedModel, load_model
 from vidcls.preprocess import VideoViews, video_views
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
-from vidcls.video_io import VIDEO_EXTENSIONS, VideoInfo, is_video_file
+from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
 
 DEFAULT_TOP_K = 5  # labels returned per video, as transformers' pipeline
 

@@ -64,7 +64,8 @@ def render_markdown(result: EvaluationResult) -> str:
         _worst_classes(result),
         _per_class(result),
         _misclassified(result),
-        _failed(result),
+        _files("Files that could not be read", result.failed, "Left out of every figure above.", result.data),
+        _files("Damaged files", result.damaged, "Scored on the frames that could be read.", result.data),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -73,13 +74,14 @@ def _summary(result: EvaluationResult) -> str:
     top5 = "n/a (5 classes or fewer)" if result.top5 is None else percent(result.top5)
     rows = [
         ("model", result.model),
-        ("data", f"{result.data} (split {result.split})"),
+        ("data", f"{result.data} (split {result.split}, from {result.split_source})"),
         ("videos scored", str(result.num_videos)),
         ("views per video (clips x crops)", f"{result.clips} x {result.crops}"),
         ("top-1 accuracy", percent(result.top1)),
         ("top-5 accuracy", top5),
         ("mean class accuracy", percent(result.mean_class_accuracy)),
         ("files that failed", str(len(result.failed))),
+        ("damaged files (scored on their readable frames)", str(len(result.damaged))),
         ("speed", f"{result.videos_per_s:.2f} videos/s"),
     ]
     return f"# Evaluation report\n\n{markdown_table(('', 'value'), rows)}"
@@ -129,12 +131,12 @@ def _misclassified(result: EvaluationResult) -> str:
     return f"{title}\n\n{markdown_table(('video', 'true class', 'top-3 predictions'), rows)}"
 
 
-def _failed(result: EvaluationResult) -> str:
-    title = f"## Files that could not be read ({len(result.failed)})"
-    if not result.failed:
-        return f"{title}\n\nNone."
-    rows = [(_relative(f["path"], result.data), f["reason"]) for f in result.failed]
-    return f"{title}\n\nLeft out of every figure above.\n\n{markdown_table(('file', 'reason'), rows)}"
+def _files(title: str, files: list[dict], note: str, root: str) -> str:
+    """A section naming files with their reason (those that failed, those damaged)."""
+    if not files:
+        return f"## {title} (0)\n\nNone."
+    rows = [(_relative(f["path"], root), f["reason"]) for f in files]
+    return f"## {title} ({len(files)})\n\n{note}\n\n{markdown_table(('file', 'reason'), rows)}"
 
 
 def markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

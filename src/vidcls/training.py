@@ -27,7 +27,9 @@ from tqdm.auto import tqdm
 from vidcls.datasets import EpochSampler, EvalClipDataset, TrainClipDataset, collate_eval, default_workers
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
-from vidcls.layout import BadFile, DatasetIndex, discover_dataset
+from vidcls.layout import (
+    SPLIT_FILE, TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
+)
 from vidcls.model_card import CARD_FILE, write_model_card
 from vidcls.models import DEFAULT_PRESET, PRESETS, LoadedModel, create_model, save_model
 
@@ -43,7 +45,7 @@ ARGS_FILE = "train_args.json"
 # What a training run writes; --overwrite removes these and nothing else.
 OUTPUT_ENTRIES = (
     "config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
-    "modeling_motion_cnn.py", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE,
+    "modeling_motion_cnn.py", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE,
 )
 
 
@@ -66,8 +68,8 @@ class TrainConfig:
     workers: int | None = None  # None: one per core, at most 4
     seed: int = 0
     flip: bool = True
-    val_ratio: float = 0.15
-    test_ratio: float = 0.15
+    val_ratio: float = VAL_RATIO
+    test_ratio: float = TEST_RATIO
     early_stopping: int | None = None  # stop after this many epochs without a better val accuracy
     resume: bool = False
     overwrite: bool = False
@@ -288,6 +290,8 @@ def train(config: TrainConfig) -> TrainResult:
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
+    check_trainable(index)
+    save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
     loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model.to(device)
     from_scratch = config.model in PRESETS

@@ -27,35 +27,17 @@ from typing import Iterator, Sequence
 
 import av
 import numpy as np
-import torch
 from av.video.reformatter import VideoReformatter
 
 from vidcls.errors import VideoReadError
-
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+from vidcls.video_files import VideoInfo
 
 # Training crops are scaled by swscale: its default (bicubic) costs about three times bilinear
 # when upscaling, for no gain here.
 _INTERPOLATION = "BILINEAR"
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video holds, as displayed (width/height already account for rotation)."""
-
-    path: str
-    num_frames: int
-    fps: float
-    duration: float
-    width: int
-    height: int
-    codec: str
-    rotation: int = 0
-
-
-def is_video_file(path: Path) -> bool:
-    """True when the extension is one vidcls reads."""
-    return path.suffix.lower() in VIDEO_EXTENSIONS
+# A file whose readable frames fall short of its header's count by more than this share is
+# reported as damaged (a frame or two short is ordinary for some muxers).
+_DAMAGED_BELOW = 0.9
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
@@ -89,14 +71,9 @@ def _rotation(frame: av.VideoFrame) -> int:
     return int(round(angle / 90.0)) % 4 * 90
 
 
-def _count_frames(container: av.container.InputContainer, stream) -> int:
-    """Count packets when the header does not say how many frames there are (mkv, webm)."""
-    container.seek(0)
-    return sum(1 for packet in container.demux(stream) if packet.size)
-
-
 def probe_video(path: str | Path) -> VideoInfo:
-    """Read the header and decode the first frame, so unreadable files fail here, not mid-training."""
+    """Read the header, decode the first frame and count the frames that can be read, so unreadable
+    files fail here, not mid-training, and samplers of a truncated file only ask for frames it has."""
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -106,10 +83,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         except (av.error.FFmpegError, StopIteration) as error:
             raise VideoReadError(path, "no frame could be decoded (empty or corrupt file)") from error
         duration = _duration_seconds(container, stream)
-        num_frames = stream.frames or int(round(duration * fps))
-        if num_frames <= 0:
-            num_frames = _count_frames(container, stream)
-        if duration <= 0:
+        num_frames, damage = _readable_frames(container, stream, stream.frames or int(round(duration * fps)))
+        if duration <= 0 or damage:
             duration = num_frames / fps
         rotation = _rotation(first)
         width, height = first.width, first.height
@@ -117,16 +92,61 @@ def probe_video(path: str | Path) -> VideoInfo:
             width, height = height, width
         return VideoInfo(
             path=str(path),
-            num_frames=max(num_frames, 1),
+            num_frames=num_frames,
             fps=fps,
             duration=duration,
             width=width,
             height=height,
             codec=stream.codec_context.name,
             rotation=rotation,
+            damage=damage,
         )
     finally:
         container.close()
+
+
+def _readable_frames(container, stream, claimed: int) -> tuple[int, str | None]:
+    """The frames that can be read, and why the file is damaged (None when it is not).
+
+    Demuxing counts packets without decoding them (cheap): a whole file has one per frame.
+    Only when fewer turn up than the header claims, or demuxing fails, is the stream decoded
+    to find out how far it really reads (some files pack two frames in a packet).
+    """
+    packets, demux_error = _count_packets(container, stream)
+    if claimed <= 0:  # no count in the header (mkv, webm): the packets are the count
+        claimed = packets
+    if packets >= claimed and demux_error is None:
+        return max(claimed, 1), None
+    readable, decode_error = _count_decodable(container, stream)
+    if decode_error is None and readable >= claimed * _DAMAGED_BELOW:
+        return readable, None
+    cause = decode_error or demux_error or "the file ends early"
+    return readable, f"the header claims {claimed} frames, {readable} can be read ({cause}); only those are used"
+
+
+def _count_packets(container, stream) -> tuple[int, str | None]:
+    """Non-empty packets of the stream (empty ones stand for dropped frames), and the demuxer's error if any."""
+    container.seek(0)
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            count += bool(packet.size)
+    except av.error.FFmpegError as error:
+        return count, f"reading stopped: {_reason(error)}"
+    return count, None
+
+
+def _count_decodable(container, stream) -> tuple[int, str | None]:
+    """Frames decoded from the start, as the index after the last one (time based, as `read_frames` counts),
+    and the decoder's error if it stopped on one."""
+    container.seek(0)
+    clock, count = _Clock(stream), 0
+    try:
+        for frame in container.decode(stream):
+            count = max(count, clock.index(frame, count) + 1)
+    except av.error.FFmpegError as error:
+        return max(count, 1), f"decoding stopped: {_reason(error)}"
+    return max(count, 1), None
 
 
 def _duration_seconds(container, stream) -> float:
@@ -354,6 +374,8 @@ def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
     Antialiased bilinear on uint8 in torch: PIL's ``resize(BILINEAR)``, which transformers'
     VideoMAE processor uses, to within one level, in under half of swscale's time on a batch.
     """
+    import torch  # here, not at the top: probing a dataset folder (`vidcls data`) needs no torch
+
     height, width = frames.shape[1:3]
     new_width, new_height = resized_dims(width, height, short_side)
     if (new_width, new_height) == (width, height):

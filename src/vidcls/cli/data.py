@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from vidcls.cli._app import app, console, console_err
-from vidcls.layout import BadFile, DatasetIndex, discover_dataset
+from vidcls.layout import TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, discover_dataset
 
 
-def render_bad_files(bad_files: list[BadFile], leaked_groups: list[str] = ()) -> None:
-    """Name every file left out, with its reason, and every group found in two splits, on stderr."""
+def render_bad_files(bad_files: list[BadFile], leaked_groups: list[str] = (), damaged: list[BadFile] = ()) -> None:
+    """Name every file left out and every damaged one, with its reason, and every group found in two splits, on stderr."""
     for bad in bad_files:
         console_err.print(f"[yellow]skipped[/] {bad.path}: {bad.reason}", highlight=False)
+    for bad in damaged:
+        console_err.print(f"[yellow]damaged[/] {bad.path}: {bad.reason}", highlight=False)
     for group in leaked_groups:
         console_err.print(f"[yellow]warning[/] group {group} has clips in more than one split", highlight=False)
 
@@ -47,14 +49,20 @@ def _split_table(index: DatasetIndex, split: str) -> Table:
 @app.command()
 def data(
     root: Annotated[Path, typer.Argument(help="Dataset folder: train/val/test/<Class>/ or <Class>/ (flat).")],
-    val_ratio: Annotated[float, typer.Option(help="Flat layout: share of groups for validation.")] = 0.15,
-    test_ratio: Annotated[float, typer.Option(help="Flat layout: share of groups for test.")] = 0.15,
+    val_ratio: Annotated[float, typer.Option(help="Flat layout: share of groups for validation.")] = VAL_RATIO,
+    test_ratio: Annotated[float, typer.Option(help="Flat layout: share of groups for test.")] = TEST_RATIO,
     seed: Annotated[int, typer.Option(help="Flat layout: seed of the group split.")] = 0,
+    model: Annotated[
+        Optional[Path], typer.Option(help="Model directory: show the split it was trained with (as `vidcls eval` uses).")
+    ] = None,
 ) -> None:
     """Show the classes, splits and videos vidcls finds in a dataset folder."""
-    index = discover_dataset(root, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed)
-    console.print(f"[bold]{index.root}[/] ({index.layout} layout, {len(index.labels)} classes)", highlight=False)
+    index = discover_dataset(root, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed, model_dir=model)
+    console.print(
+        f"[bold]{index.root}[/] ({index.layout} layout, {len(index.labels)} classes, split from {index.split_source})",
+        highlight=False, soft_wrap=True,
+    )
     for split in index.splits:
         if index.splits[split]:
             console.print(_split_table(index, split))
-    render_bad_files(index.bad_files, index.leaked_groups)
+    render_bad_files(index.bad_files, index.leaked_groups, index.damaged)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def _summary(result: EvaluationResult) -> str:
     top5 = "n/a" if result.top5 is None else f"{result.top5:.3f}"
     return (
-        f"[bold]{result.num_videos} videos[/] of split {result.split}, "
+        f"[bold]{result.num_videos} videos[/] of split {result.split} (from {result.split_source}), "
         f"{result.clips}x{result.crops} views (clips x crops): top-1 [bold]{result.top1:.3f}[/], top-5 {top5}, "
         f"mean class accuracy {result.mean_class_accuracy:.3f} ({result.videos_per_s:.1f} videos/s)"
     )
@@ -73,6 +73,8 @@ def evaluate_command(
     console.print(_per_class_table(result))
     for failure in result.failed:
         _say(f"[yellow]failed[/] {failure['path']}: {failure['reason']}", to_stderr=True)
+    for damaged in result.damaged:
+        _say(f"[yellow]damaged[/] {damaged['path']}: {damaged['reason']}", to_stderr=True)
     if json_out:
         json_out.write_text(json.dumps(result.as_dict(), indent=2))
         _say(f"[green]wrote[/] {json_out}")

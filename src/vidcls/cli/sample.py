@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from vidcls.cli._app import app, console
-from vidcls.synthetic import SyntheticDatasetSummary, write_synthetic_dataset
+
+if TYPE_CHECKING:
+    from vidcls.synthetic import SyntheticDatasetSummary
 
 
 @app.command()
@@ -35,6 +37,8 @@ def sample(
     ] = False,
 ) -> None:
     """Write a small synthetic video dataset whose classes differ only in motion."""
+    from vidcls.synthetic import write_synthetic_dataset  # the encoder loads only when this command runs
+
     started = time.perf_counter()
     with console.status(f"Writing synthetic videos to {out}..."):
         summary = write_synthetic_dataset(

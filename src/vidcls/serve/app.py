@@ -25,9 +25,10 @@ from pydantic import ValidationError
 
 from vidcls.errors import VideoReadError
 from vidcls.prediction import VideoClassifier
+from vidcls.serve.memory import limit_malloc_arenas
 from vidcls.serve.predictor import Predictor
 from vidcls.serve.schemas import ErrorResponse, HealthResponse, LabelsResponse, PredictOptions, PredictResponse
-from vidcls.serve.uploads import FILE_FIELD, received_upload
+from vidcls.serve.uploads import FILE_FIELD, process_upload_dir, received_upload
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ ERROR_RESPONSES = {
 class ServeSettings:
     """Per-app limits and paths, read by the handlers from `app.state`."""
 
-    tmp_dir: Path
+    tmp_dir: Path  # each server process keeps its uploads in a folder of its own under this one
     max_upload_bytes: int
 
     @property
@@ -82,8 +83,13 @@ def get_settings(request: Request) -> ServeSettings:
     return request.app.state.settings
 
 
+def get_upload_dir(request: Request) -> Path:
+    return request.app.state.upload_dir
+
+
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
+UploadDirDep = Annotated[Path, Depends(get_upload_dir)]
 
 
 @router.get("/", include_in_schema=False)
@@ -118,13 +124,14 @@ def labels(predictor: PredictorDep) -> LabelsResponse:
 
 @router.post("/predict", responses=ERROR_RESPONSES, openapi_extra=UPLOAD_BODY)
 async def predict(
-    request: Request, options: Annotated[PredictOptions, Query()], predictor: PredictorDep, settings: SettingsDep
+    request: Request, options: Annotated[PredictOptions, Query()], predictor: PredictorDep, settings: SettingsDep,
+    upload_dir: UploadDirDep,
 ) -> PredictResponse:
     """Classify an uploaded video (multipart field `file`).
 
     The options can also be sent as form fields next to the file; those win over the query.
     """
-    async with received_upload(request, settings.tmp_dir, settings.max_upload_bytes, PredictOptions.model_fields) as upload:
+    async with received_upload(request, upload_dir, settings.max_upload_bytes, PredictOptions.model_fields) as upload:
         return await predictor.predict(upload.path, _with_form_fields(options, upload.fields))
 
 
@@ -164,18 +171,20 @@ def create_app(
 ) -> FastAPI:
     """The vidcls API and page for the model in ``model_dir``; the model loads when the app starts.
 
-    Uploads are written to ``tmp_dir`` (default: the system temp dir) and removed after each
-    request; ``max_batch=1`` turns request batching off.
+    Uploads are written to a folder of this process's own under ``tmp_dir`` (default: the
+    system temp dir), each removed after its request and the folder at shutdown (see
+    `process_upload_dir`); ``max_batch=1`` turns request batching off.
     """
     settings = ServeSettings(Path(tmp_dir or tempfile.gettempdir()), int(max_upload_mb * 2**20))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        limit_malloc_arenas()  # before the model loads and the decode threads start
         predictor = Predictor(VideoClassifier(model_dir, device), max_batch=max_batch, batch_wait_ms=batch_wait_ms)
-        async with predictor.running():
-            app.state.predictor = predictor
-            yield
+        with process_upload_dir(settings.tmp_dir) as upload_dir:
+            async with predictor.running():
+                app.state.predictor, app.state.upload_dir = predictor, upload_dir
+                yield
 
     app = FastAPI(
         title="vidcls", summary="Classify uploaded videos with a trained vidcls model.", lifespan=lifespan,

@@ -6,16 +6,25 @@ before it can be refused, somewhere the app does not choose. Here the body is st
 python-multipart: the declared Content-Length is checked before a byte is read, the file's
 bytes are counted as they arrive, and the temp file lives in a directory the app is given and
 is removed when the request ends, however it ends.
+
+A request's `finally` does not run when the process is killed (kill -9, out of memory), so each
+server process also keeps its uploads in a folder of its own (`process_upload_dir`), removed at
+shutdown; a server starting removes the folders of servers that are no longer running. A live
+server holds a lock on its folder for as long as it runs, so its folder is never taken for a
+dead one's, even when its pid has been reused.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
+import shutil
 import tempfile
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO, Callable, Collection
+from typing import AsyncIterator, BinaryIO, Callable, Collection, Iterator
 
 from fastapi import HTTPException
 from python_multipart import MultipartParser
@@ -23,9 +32,13 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from vidcls.video_io import VIDEO_EXTENSIONS
+from vidcls.video_files import VIDEO_EXTENSIONS
+
+logger = logging.getLogger(__name__)
 
 FILE_FIELD = "file"
+PROCESS_DIR_PREFIX = "vidcls-uploads-"  # + the server's pid + a random part
+LOCK_FILE = ".lock"  # held (flock) by the server that owns the folder, for as long as it runs
 FORM_OVERHEAD_BYTES = 16 * 1024  # multipart boundaries, part headers and the small option fields
 MAX_FIELD_BYTES = 256  # option values are short numbers and booleans
 
@@ -173,3 +186,59 @@ async def received_upload(
     finally:
         if upload.path is not None:
             upload.path.unlink(missing_ok=True)
+
+
+@contextmanager
+def process_upload_dir(parent: Path) -> Iterator[Path]:
+    """A folder under ``parent`` for this process's uploads, locked while in use and removed on leaving;
+    the folders of servers no longer running are removed first."""
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_upload_dirs(parent)
+    folder = Path(tempfile.mkdtemp(prefix=f"{PROCESS_DIR_PREFIX}{os.getpid()}-", dir=parent))
+    lock = open(folder / LOCK_FILE, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        lock.close()
+
+
+def remove_abandoned_upload_dirs(parent: Path) -> list[Path]:
+    """Remove the upload folders under ``parent`` whose server is gone; returns them."""
+    removed = [folder for folder in parent.glob(f"{PROCESS_DIR_PREFIX}*") if folder.is_dir() and _abandoned(folder)]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+        logger.info("removed %s, left by a server that is no longer running", folder)
+    return removed
+
+
+def _abandoned(folder: Path) -> bool:
+    """No process holds the folder's lock; a folder not locked yet is abandoned only when its pid is gone
+    (its server may be between creating the folder and locking it)."""
+    try:
+        with open(folder / LOCK_FILE, "r+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+    except FileNotFoundError:
+        return not _pid_alive(_pid_of(folder))
+
+
+def _pid_of(folder: Path) -> int:
+    pid = folder.name.removeprefix(PROCESS_DIR_PREFIX).split("-")[0]
+    return int(pid) if pid.isdigit() else -1
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
