@@ -31,9 +31,11 @@ def test_training_writes_a_hub_model_card(trained_model, broken_dataset):
     assert all(f"| {i} | {label} |" in body for i, label in enumerate(CLASSES))
     assert "| MoveLeft | 6 | 2 | 2 |" in body  # train / val / test videos of one class
     assert "1 unreadable files were left out" not in body and "unreadable files were left out" in body
+    # The resolved settings: the learning rate training picked is part of the command.
     assert f"vidcls train {broken_dataset[0]} --output {trained_model} --model tiny --epochs 3 --batch-size 4 " \
-           "--workers 0 --no-flip" in body
-    assert "frame_sampling_rate=4" in body and "| frames per clip | 8 |" in body
+           "--lr 0.001 --workers 0 --no-flip" in body
+    assert 'pipeline("video-classification", model=' in body and "frame_sampling_rate" not in body
+    assert "| frames per clip | 8 |" in body and "segment sampling" in body
     assert "Not measured yet" in body and "random initialisation" in body
 
 
@@ -65,7 +67,7 @@ def test_training_command_reproduces_the_run():
     config = TrainConfig(data="data", output="runs/x", model="MCG-NJU/videomae-base", epochs=5, flip=False, resume=True)
     assert training_command(config) == "vidcls train data --output runs/x --model MCG-NJU/videomae-base --epochs 5 --no-flip"
     config = TrainConfig(data="my data", output="out", val_ratio=0.2)
-    assert training_command(config) == "import vidcls\n\nvidcls.train('my data', 'out', model='tiny', val_ratio=0.2)"
+    assert training_command(config) == "import vidcls\n\nvidcls.train('my data', 'out', model='motion', val_ratio=0.2)"
 
 
 def test_base_model_and_licence_follow_where_the_weights_came_from(trained_model):

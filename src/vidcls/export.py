@@ -24,7 +24,9 @@ import torch
 
 from vidcls.errors import ModelError, OutputExistsError
 from vidcls.inference import video_probabilities
-from vidcls.models import LoadedModel, load_model, save_settings
+from vidcls.preprocess import video_views
+from vidcls.sampling import DEFAULT_CLIPS
+from vidcls.models import LoadedModel, load_model, save_processors, save_settings
 from vidcls.onnx_runtime import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, import_onnxruntime, is_onnx_export, load_onnx_classifier
 
 logger = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ def export_onnx(
     _export_graph(loaded, output / ONNX_FILE, opset)
     save_settings(loaded)
     loaded.model.config.save_pretrained(output)
-    loaded.processor.save_pretrained(output)
+    save_processors(loaded, output)
     clips = _check_clips(loaded, check_videos)
     result = ExportResult(
         str(output), loaded.name, opset, len(clips), list(map(str, check_videos)), **compare(loaded, output, clips)
@@ -121,10 +123,7 @@ def _check_clips(loaded: LoadedModel, videos: Sequence[str | Path]) -> torch.Ten
         generator = torch.Generator().manual_seed(0)
         shape = (RANDOM_CHECK_CLIPS, spec.num_frames, 3, spec.crop_size, spec.crop_size)
         return torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
-    from vidcls.prediction import VideoClassifier
-
-    classifier = VideoClassifier(loaded)
-    return torch.cat([classifier.preprocess(video)[0][0] for video in videos])
+    return torch.cat([video_views(video, loaded.spec, clips=DEFAULT_CLIPS).views for video in videos])
 
 
 def compare(loaded: LoadedModel, exported: str | Path, clips: torch.Tensor) -> dict:

@@ -249,6 +249,12 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> None:
     reads with the frames, sizes and normalisation the model was trained with."""
     save_settings(loaded)
     loaded.model.save_pretrained(out_dir, safe_serialization=True)
+    save_processors(loaded, out_dir)
+
+
+def save_processors(loaded: LoadedModel, out_dir: str | Path) -> None:
+    """The video processor (what transformers.pipeline reads) and the image processor (for
+    transformers releases without video processors), both from the model's `ClipSpec`."""
     image_processor_for(loaded.spec).save_pretrained(out_dir)
     video_processor_for(loaded.spec, like=loaded.processor).save_pretrained(out_dir)
 

@@ -32,6 +32,7 @@ def train(
         typer.Option(help="segment (default): one frame per equal part of the video, as transformers.pipeline reads; "
                      "dense: a run of frames every --sample-rate."),
     ] = None,
+    label_smoothing: Annotated[float, typer.Option(min=0, max=0.9, help="Label smoothing of the loss.")] = 0.1,
     workers: WorkersOption = None,
     seed: int = 0,
     flip: Annotated[bool, typer.Option(help="Random horizontal flip (turn off when left/right matters).")] = True,
@@ -46,7 +47,7 @@ def train(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(
         data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-        num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, workers=workers, seed=seed, flip=flip,
+        num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing, workers=workers, seed=seed, flip=flip,
         early_stopping=early_stopping, resume=resume, overwrite=overwrite, device=device,
     )
     result = run_training(config)
