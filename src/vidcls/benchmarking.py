@@ -42,7 +42,7 @@ from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, create_model, save_model, spec_as_dict
 from vidcls.prediction import VideoClassifier
 from vidcls.datasets import default_workers
-from vidcls.training import TrainConfig, build_loaders, lr_schedule, step_threads, train_one_epoch
+from vidcls.training import TrainConfig, build_loaders, lr_schedule, train_one_epoch
 from vidcls.transforms import ClipSpec
 
 logger = logging.getLogger(__name__)
@@ -204,14 +204,13 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(batches + warmup_batches, 0.1))
     loader = _loader(records, labels, loaded, loaded.spec, batch_size, workers, (batches + warmup_batches) * batch_size, device, seed)
     batch_iter = iter(loader)
-    with step_threads(device, loader.num_workers):  # as `train.train` runs its epochs
-        step_threads_used = torch.get_num_threads()
-        # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.
-        if warmup_batches:
-            train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device, 0, False)
-        cpu = _CpuClock()
-        row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device, 1, False)
-        cpu_seconds = cpu.seconds()
+    step_threads_used = torch.get_num_threads()
+    # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.
+    if warmup_batches:
+        train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device, 0, False)
+    cpu = _CpuClock()
+    row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device, 1, False)
+    cpu_seconds = cpu.seconds()
     del batch_iter, loader
     gc.collect()
     model.eval()
