@@ -86,10 +86,10 @@ def test_train_transform_crop_size_and_flip():
 
 def test_train_transform_short_side_range():
     transform = TrainTransform(ClipSpec(crop_size=224))
-    assert transform.short_side_range == (256, 320)  # the guide's random short side
+    assert transform.short_side_range == (224, 280)  # the crop keeps 80-100% of the short side
     rng = np.random.default_rng(0)
     sides = {transform.decode_short_side(rng) for _ in range(3000)}
-    assert min(sides) == 256 and max(sides) == 320
+    assert min(sides) == 224 and max(sides) == 280
 
 
 def test_sample_window_fits_the_resized_frame():
@@ -100,7 +100,7 @@ def test_sample_window_fits_the_resized_frame():
         window = transform.sample_window(320, 240, rng)
         assert isinstance(window, ClipWindow) and window.size == 224
         width, height = resized_dims(320, 240, window.short_side)
-        assert 256 <= window.short_side <= 320
+        assert 224 <= window.short_side <= 280
         assert 0 <= window.top <= height - 224 and 0 <= window.left <= width - 224
         flips += window.flip
     assert 100 < flips < 200

@@ -32,7 +32,7 @@ class MotionCNNConfig(PretrainedConfig):
         image_size: int = 96,
         num_channels: int = 3,
         hidden_sizes: tuple[int, ...] = (24, 48, 96, 128),
-        dropout: float = 0.3,
+        dropout: float = 0.1,
         **kwargs,
     ) -> None:
         self.num_frames = num_frames

@@ -15,7 +15,7 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the dataset, model and report go.")] = Path("vidcls-demo"),
     seed: Annotated[int, typer.Option(help="Seed of the dataset and the training run.")] = 0,
 ) -> None:
-    """Sample the synthetic dataset, train `tiny` on it, evaluate on test and predict one file."""
+    """Sample the synthetic dataset, train the default preset on it, evaluate on test and predict one file."""
     import logging
 
     from vidcls.demo import run_demo  # torch loads only when a command needs it

@@ -1,0 +1,71 @@
+"""What training used is what transformers.pipeline and vidcls use: the saved processors and
+sampling round-trip, TorchCodec decodes, and the pipeline called as the guide calls it (no
+sampling arguments) gives the probabilities of vidcls's first test clip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from videos import moving_square, write_video
+from vidcls.models import create_model, load_model, save_model
+from vidcls.prediction import VideoClassifier
+
+LABELS = ["MoveLeft", "MoveRight", "MoveUp"]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("parity") / "v_MoveUp_g01_c01.avi", moving_square("MoveUp", num_frames=57))
+
+
+def test_torchcodec_imports_and_decodes_the_frames_pyav_reads(video):
+    from torchcodec.decoders import VideoDecoder
+
+    from vidcls.video_io import probe_video, read_frames
+
+    decoder = VideoDecoder(str(video), seek_mode="exact")
+    assert decoder.metadata.num_frames == probe_video(video).num_frames == 57
+    indices = [0, 13, 56]
+    theirs = decoder.get_frames_at(indices=indices).data.permute(0, 2, 3, 1).numpy()
+    ours = read_frames(video, indices)
+    assert theirs.shape == ours.shape
+    assert np.abs(theirs.astype(int) - ours.astype(int)).mean() < 2  # same frames, same colour conversion
+
+
+@pytest.mark.parametrize("preset", ["motion", "tiny"])
+def test_saved_sampling_and_processors_round_trip(preset, tmp_path):
+    created = create_model(preset, LABELS, sampling="segment")
+    save_model(created, tmp_path / preset)
+    saved = json.loads((tmp_path / preset / "video_preprocessor_config.json").read_text())
+    assert saved["num_frames"] == created.spec.num_frames and saved["do_sample_frames"] is True
+    assert saved["crop_size"]["height"] == created.spec.crop_size
+    assert json.loads((tmp_path / preset / "config.json").read_text())["vidcls"]["sampling"] == "segment"
+    assert load_model(str(tmp_path / preset)).spec == created.spec
+    dense = create_model(preset, LABELS, sampling="dense", sample_rate=3)
+    save_model(dense, tmp_path / "dense")
+    assert load_model(str(tmp_path / "dense")).spec == dense.spec
+
+
+@pytest.mark.parametrize("preset", ["motion", "tiny"])
+def test_guide_pipeline_call_scores_what_vidcls_scores(preset, video, tmp_path):
+    from transformers import pipeline
+
+    save_model(create_model(preset, LABELS), tmp_path / preset)
+    remote = {"trust_remote_code": True} if preset == "motion" else {}  # motion ships its modeling code
+    classify = pipeline("video-classification", model=str(tmp_path / preset), **remote)
+    assert type(classify.video_processor).__name__ == "VideoMAEVideoProcessor"
+    theirs = {row["label"]: row["score"] for row in classify(str(video))}
+    ours = {row["label"]: row["score"] for row in VideoClassifier(str(tmp_path / preset)).predict(video, clips=1).top_k}
+    for label in LABELS:
+        assert ours[label] == pytest.approx(theirs[label], abs=1e-4)
+
+
+def test_motion_model_needs_no_remote_code_in_vidcls(tmp_path):
+    save_model(create_model("motion", LABELS), tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_motion_cnn.MotionCNNForVideoClassification"
+    assert (tmp_path / "m" / "modeling_motion_cnn.py").is_file()
+    assert type(load_model(str(tmp_path / "m")).model).__name__ == "MotionCNNForVideoClassification"
