@@ -13,6 +13,8 @@ from vidcls.models import load_model
 from vidcls.prediction import predict
 from vidcls.training import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # each test trains a model
+
 SIZE, FRAMES = 32, 4
 
 
