@@ -89,6 +89,19 @@ def test_more_clips_than_fit_and_three_crops(loaded, broken_dataset, tmp_path):
     shutil.copy(video, tmp_path / "train" / "MoveUp")
     result = evaluate(loaded, tmp_path, split="train", clips=8, crops=3, workers=0)
     assert result.num_videos == 1 and (result.clips, result.crops) == (8, 3)
+    from vidcls.prediction import VideoClassifier
+
+    alone = VideoClassifier(loaded).predict(video, top_k=3, clips=8, crops=3).top_k  # the same 24 views
+    ours = result.predictions[0]["top3"]
+    assert [t["label"] for t in ours] == [t["label"] for t in alone]
+    assert [t["score"] for t in ours] == pytest.approx([t["score"] for t in alone], abs=1e-5)
+
+
+def test_sampling_can_be_overridden(loaded, broken_dataset):
+    dense = evaluate(loaded, broken_dataset[0], clips=1, sampling="dense", workers=0)
+    segment = evaluate(loaded, broken_dataset[0], clips=1, workers=0)
+    assert dense.spec["sampling"] == "dense" and segment.spec["sampling"] == loaded.spec.sampling == "segment"
+    assert [p["top3"] for p in dense.predictions] != [p["top3"] for p in segment.predictions]
 
 
 def test_dataset_class_unknown_to_the_model_is_refused_before_decoding(loaded, broken_dataset, tmp_path, monkeypatch):

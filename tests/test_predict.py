@@ -37,9 +37,16 @@ def test_predict_reads_folders_recursively_and_reports_bad_files(classifier, bro
 
 
 def test_more_clips_than_fit_in_a_short_video(classifier, broken_dataset):
-    video = next((broken_dataset[0] / "test" / "MoveLeft").glob("*.avi"))
+    video = next((broken_dataset[0] / "test" / "MoveLeft").glob("*.avi"))  # 40 frames, 8 per clip
+    views = classifier.preprocess(video, clips=8)
+    assert views.views.shape[0] == 8 and all(0 <= c.min() and c.max() < 40 for c in views.clip_indices)
+    # 8 segments of 5 frames hold only 5 places: the 8 clips repeat some and together read every frame
+    assert set(np.concatenate(views.clip_indices).tolist()) == set(range(40))
+    per_clip = classifier.score(views.views.unsqueeze(1))  # each clip scored alone
     prediction = classifier.predict(video, top_k=3, clips=8)
-    assert sum(t["score"] for t in prediction.top_k) == pytest.approx(1, abs=1e-5)
+    for entry in prediction.top_k:  # the video's score is the mean of its clips'
+        expected = per_clip[:, classifier.labels.index(entry["label"])].mean()
+        assert entry["score"] == pytest.approx(float(expected), abs=1e-5)
 
 
 def test_one_clip_is_what_transformers_pipeline_gives_at_its_defaults(classifier, trained_model, broken_dataset):

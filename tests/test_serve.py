@@ -119,6 +119,20 @@ def test_sampling_and_crops_can_be_asked_for(client, video):
     assert response.status_code == 200 and len(response.json()["frames"]) == 8
 
 
+def test_timeline_windows_are_scored_through_the_forward_batcher(client, video, monkeypatch):
+    batcher = client.app.state.predictor.batcher
+    original, scored = batcher.score, []
+
+    def counting(views):
+        scored.append(views.shape[0])  # videos (jobs) in this forward
+        return original(views)
+
+    monkeypatch.setattr(batcher, "score", counting)
+    windows = post_video(client, video, window=0.5, top_k=1).json()["windows"]
+    assert sum(scored) == 1 + len(windows)  # the whole video, then one job per window
+    assert max(scored) > 1  # windows that wait together share a forward
+
+
 def test_window_too_short_for_the_video_is_422(client, video):
     response = post_video(client, video, window=0.001)
     assert response.status_code == 422 and "windows" in response.json()["detail"]
