@@ -2,9 +2,10 @@
 
 Why: the default recipe must learn cluttered motion in general, not the look of one generator.
 This one differs from `vidcls.synthetic` on purpose: per-frame sensor noise over a smooth
-background (so frame differences are noisy everywhere), a textured ellipse as the object,
-bouncing distractors, 256x192 H.264 MP4 at 30 fps, 2.5 to 4 s per clip, other class names, and
-a few broken files mixed in (a truncated MP4, an empty file, a text file).
+background (so frame differences are noisy everywhere), a textured ellipse as the object (8-18%
+of the frame height), two or three smaller bouncing distractors (4-7%), 256x192 H.264 MP4 at
+30 fps with a keyframe a second, 2.5 to 4 s per clip, other class names, and a few broken files
+mixed in (a truncated MP4, an empty file, a text file).
 
     python benchmarks/make_motion_clutter.py OUT [--per-class 60] [--seed 0]
 
@@ -73,7 +74,7 @@ def clip(label: str, rng: np.random.Generator) -> np.ndarray:
     for _ in range(rng.integers(2, 4)):
         distractors.append(dict(
             x=rng.uniform(0, WIDTH), y=rng.uniform(0, HEIGHT), vx=rng.uniform(-2.5, 2.5), vy=rng.uniform(-2.5, 2.5),
-            r=rng.uniform(0.03, 0.07) * HEIGHT, colour=base.mean((0, 1)) + rng.uniform(-60, 60, 3),
+            r=rng.uniform(0.02, 0.035) * HEIGHT, colour=base.mean((0, 1)) + rng.uniform(-60, 60, 3),
         ))
     video = np.empty((frames, HEIGHT, WIDTH, 3), np.uint8)
     for f in range(frames):
@@ -97,7 +98,8 @@ def clip(label: str, rng: np.random.Generator) -> np.ndarray:
 def encode(path: Path, video: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "veryfast"})
+        # A keyframe a second, as cameras and phones write them.
+        stream = container.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "veryfast", "g": "30"})
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         for frame in video:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
