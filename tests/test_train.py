@@ -130,7 +130,7 @@ def test_a_video_that_breaks_mid_training_is_replaced(motion_dataset, tmp_path, 
     spec = create_model("tiny", index.labels).spec
     dataset = TrainClipDataset(records, index.label2id, spec, flip=False)
     with caplog.at_level(logging.WARNING):
-        clip, label = dataset[0]
+        clip, label = dataset[(0, 0, 1)]  # (index, seed, epoch), as EpochSampler yields
     assert clip.shape == (8, 3, 64, 64) and clip.dtype == torch.uint8
     assert str(broken) in caplog.text
 

@@ -204,7 +204,6 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(batches + warmup_batches, 0.1))
     loader = _loader(records, labels, loaded, loaded.spec, batch_size, workers, (batches + warmup_batches) * batch_size, device, seed)
     batch_iter = iter(loader)
-    step_threads_used = torch.get_num_threads()
     # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.
     if warmup_batches:
         train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device, 0, False)
@@ -218,7 +217,7 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     return {
         "clips_per_s": row["clips_per_s"], "data_wait_fraction": row["data_wait_fraction"], "seconds": row["epoch_seconds"],
         "steps": batches, "cpu_ms_per_clip": 1e3 * cpu_seconds / max(clips, 1), "train_loss": row["train_loss"],
-        "step_torch_threads": step_threads_used,
+        "step_torch_threads": torch.get_num_threads(),
     }
 
 

@@ -53,7 +53,7 @@ class EpochSampler(Sampler):
 class TrainClipDataset(Dataset):
     """One random clip per video per epoch; a video that fails is logged and another taken.
 
-    Items are keyed by (index, seed, epoch) (see `EpochSampler`); a plain index draws from torch's RNG.
+    Items are keyed by (index, seed, epoch) (see `EpochSampler`): a clip's random draws follow from its key.
     """
 
     def __init__(
@@ -67,12 +67,9 @@ class TrainClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: int | tuple[int, int, int]) -> tuple[torch.Tensor, int]:
-        if isinstance(key, tuple):
-            index, seed, epoch = key
-            rng = np.random.default_rng([seed, epoch, index])
-        else:
-            index, rng = key, np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
+        index, seed, epoch = key
+        rng = np.random.default_rng([seed, epoch, index])
         for _ in range(MAX_CONSECUTIVE_FAILURES):
             record = self.records[index]
             try:

@@ -24,7 +24,7 @@ import yaml
 
 import vidcls
 from vidcls.layout import DatasetIndex
-from vidcls.models import PRESETS
+from vidcls.models import MOTION_CNN_CODE, PRESETS
 from vidcls.report import class_table, markdown_table, percent
 from vidcls.sampling import DEFAULT_CLIPS
 from vidcls.transforms import ClipSpec
@@ -68,7 +68,7 @@ def write_model_card(
         _frames_section(spec),
         _training_section(config, state, device),
         f"## Licence\n\n{licence_note(config.model)}",
-        _usage_section(config.output, spec, remote_code=(model_dir / "modeling_motion_cnn.py").is_file()),
+        _usage_section(config.output, spec, remote_code=(model_dir / MOTION_CNN_CODE).is_file()),
     ]
     card = model_dir / CARD_FILE
     card.write_text(_join(front, "\n\n".join(sections) + "\n"))
@@ -260,7 +260,7 @@ def _training_section(config: TrainConfig, state: dict, device: torch.device) ->
 
 def _usage_section(model: str, spec: ClipSpec, remote_code: bool) -> str:
     trust = ", trust_remote_code=True" if remote_code else ""
-    why = (" (the architecture's code, `modeling_motion_cnn.py`, ships in this folder; read it before trusting it)"
+    why = (f" (the architecture's code, `{MOTION_CNN_CODE}`, ships in this folder; read it before trusting it)"
            if remote_code else "")
     caveat = ("" if spec.sampling == "segment" else
               "\nThis model was trained on dense clips; the pipeline spreads its frames over the whole video, "

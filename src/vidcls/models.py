@@ -34,6 +34,7 @@ from transformers import (
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from vidcls.errors import ModelError
+from vidcls import modeling_motion_cnn
 from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
 from vidcls.sampling import DEFAULT_SAMPLING, check_sampling
 from vidcls.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
@@ -59,6 +60,8 @@ PRESETS: dict[str, tuple[type[PretrainedConfig], dict]] = {
     "base": (VideoMAEConfig, {}),
 }
 DEFAULT_PRESET = "motion"
+# The motion preset's modeling code, copied beside its weights (named in config.json's auto_map).
+MOTION_CNN_CODE = Path(modeling_motion_cnn.__file__).name
 
 # vidcls loads its own architecture without remote code; saved directories also name it in
 # `auto_map` (with the modeling file beside the weights) for transformers.pipeline.

@@ -30,7 +30,7 @@ from vidcls.layout import (
     SPLIT_FILE, TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
 )
 from vidcls.model_card import CARD_FILE, write_model_card
-from vidcls.models import DEFAULT_PRESET, PRESETS, LoadedModel, create_model, save_model
+from vidcls.models import DEFAULT_PRESET, MOTION_CNN_CODE, PRESETS, LoadedModel, create_model, save_model
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ ARGS_FILE = "train_args.json"
 # What a training run writes; --overwrite removes these and nothing else.
 OUTPUT_ENTRIES = (
     "config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
-    "modeling_motion_cnn.py", METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE,
+    MOTION_CNN_CODE, METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE,
 )
 
 
