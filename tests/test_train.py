@@ -131,7 +131,7 @@ def test_a_video_that_breaks_mid_training_is_replaced(motion_dataset, tmp_path, 
     dataset = TrainClipDataset(records, index.label2id, spec, flip=False)
     with caplog.at_level(logging.WARNING):
         clip, label = dataset[(0, 0, 1)]  # (index, seed, epoch), as EpochSampler yields
-    assert clip.shape == (8, 3, 64, 64) and clip.dtype == torch.uint8
+    assert clip.shape == (1, 8, 3, 64, 64) and clip.dtype == torch.uint8
     assert str(broken) in caplog.text
 
 
@@ -151,3 +151,26 @@ def test_cli_reports_unknown_model_in_one_line(motion_dataset, tmp_path):
     completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert completed.returncode == 1
     assert "nosuchpreset" in completed.stderr and "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("budget, kept", [(1 << 30, True), (0, False)])
+def test_validation_batches_are_kept_after_the_first_pass_when_they_fit(tmp_path, budget, kept):
+    import shutil
+
+    from torch.utils.data import DataLoader
+
+    from conftest import write_motion_dataset
+    from vidcls.datasets import EvalClipDataset, KeptBatches, collate_eval
+    from vidcls.transforms import ClipSpec
+
+    root = write_motion_dataset(tmp_path / "data", num_frames=24)
+    records = discover_dataset(root).split("val")
+    loader = KeptBatches(DataLoader(EvalClipDataset(records, ClipSpec(num_frames=4, crop_size=32, resize_short_side=32)),
+                                    batch_size=2, collate_fn=collate_eval), budget=budget)
+    first = [views for views, _, _ in loader]
+    shutil.rmtree(root)  # a second pass that read the files would now fail on every video
+    second = [(views, failed) for views, _, failed in loader]
+    if kept:
+        assert all(torch.equal(a, b) for a, (b, _) in zip(first, second, strict=True))
+    else:
+        assert all(views is None and failed for views, failed in second)

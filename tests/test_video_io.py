@@ -17,6 +17,7 @@ from vidcls.video_io import (
     _to_rgb,
     probe_video,
     read_clip,
+    read_clips,
     read_frames,
     resized_dims,
 )
@@ -200,6 +201,16 @@ def test_read_clip_matches_read_frames_then_crop(long_video):
     reference = read_frames(long_video, indices, short_side=96)[:, 20:84, 32:96].transpose(0, 3, 1, 2)
     # The crop is scaled from the source pixels under it, so edges may move by a pixel.
     assert np.abs(clip.astype(int) - reference).mean() < 3
+
+
+def test_read_clips_decodes_once_and_equals_each_clip_read_alone(long_video):
+    first = (list(range(60, 124, 4)), ClipWindow(short_side=96, top=20, left=32, size=64))
+    second = ([62, 62, 100, 199], ClipWindow(short_side=80, top=0, left=29, size=48, flip=True))  # overlap, repeat, last
+    together = read_clips(long_video, [first, second])
+    assert [clip.shape for clip in together] == [(16, 3, 64, 64), (4, 3, 48, 48)]
+    for clip, (indices, window) in zip(together, [first, second]):
+        np.testing.assert_array_equal(clip, read_clip(long_video, indices, window))
+    assert [label_of(frame[:, :, ::-1], channels_first=True) for frame in together[1]] == [62, 62, 100, 199]  # unflipped
 
 
 def test_read_clip_window_position_and_flip(tmp_path):

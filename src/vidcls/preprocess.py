@@ -17,7 +17,7 @@ import torch
 
 from vidcls.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
 from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
-from vidcls.video_io import VideoInfo, probe_video, read_clip, read_frames
+from vidcls.video_io import VideoInfo, probe_video, read_clips, read_frames
 
 
 @dataclass
@@ -33,13 +33,21 @@ class VideoViews:
     clip_indices: list[np.ndarray] | None = None
 
 
-def train_view(
-    path: str | Path, info: VideoInfo, spec: ClipSpec, transform: TrainTransform, rng: np.random.Generator
+def train_views(
+    path: str | Path,
+    info: VideoInfo,
+    spec: ClipSpec,
+    transform: TrainTransform,
+    rng: np.random.Generator,
+    count: int = 1,
 ) -> torch.Tensor:
-    """One random training clip, uint8 (T, C, H, W): frames, scale, crop and flip drawn by ``rng``."""
-    indices = train_clip_indices(info.num_frames, spec, rng)
-    window = transform.sample_window(info.width, info.height, rng)
-    return torch.from_numpy(read_clip(path, indices, window))
+    """``count`` random training clips of one video, uint8 (count, T, C, H, W), decoded in one
+    pass: each clip's frames, scale, crop and flip drawn by ``rng``, in that order."""
+    draws = [
+        (train_clip_indices(info.num_frames, spec, rng), transform.sample_window(info.width, info.height, rng))
+        for _ in range(count)
+    ]
+    return torch.stack([torch.from_numpy(clip) for clip in read_clips(path, draws)])
 
 
 def video_views(

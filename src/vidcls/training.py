@@ -23,7 +23,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from vidcls.datasets import EpochSampler, EvalClipDataset, TrainClipDataset, collate_eval, default_workers
+from vidcls.datasets import (
+    EpochSampler, EvalClipDataset, KeptBatches, TrainClipDataset, collate_eval, collate_train, default_workers,
+)
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
 from vidcls.layout import (
@@ -64,6 +66,7 @@ class TrainConfig:
     sample_rate: int | None = None
     sampling: str | None = None  # None: segment, or what a model directory was trained with
     label_smoothing: float = 0.1
+    clips_per_video: int = 1  # clips of one video per batch, decoded together (see TrainClipDataset)
     workers: int | None = None  # None: one per core, at most 4
     seed: int = 0
     flip: bool = True
@@ -153,22 +156,36 @@ def training_workers(device: torch.device) -> int:
     return max(1, (os.cpu_count() or 1) // 4)
 
 
+def videos_per_batch(config: TrainConfig) -> int:
+    """Videos in a batch of ``batch_size`` clips, ``clips_per_video`` from each."""
+    if config.clips_per_video < 1 or config.batch_size % config.clips_per_video:
+        raise VidclsError(
+            f"--batch-size {config.batch_size} is not a multiple of --clips-per-video {config.clips_per_video}"
+        )
+    return config.batch_size // config.clips_per_video
+
+
 def build_loaders(index: DatasetIndex, loaded: LoadedModel, config: TrainConfig, device: torch.device):
-    """Training loader (uint8 clips, shuffled) and validation loader (centre clip, or None)."""
+    """Training loader (uint8 clips, shuffled) and validation loader (centre clip, kept in memory
+    after the first epoch when it fits; or None)."""
     workers = training_workers(device) if config.workers is None else config.workers
     common = dict(
         num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
     )
-    train_set = TrainClipDataset(index.split("train"), index.label2id, loaded.spec, flip=config.flip)
+    train_set = TrainClipDataset(
+        index.split("train"), index.label2id, loaded.spec, flip=config.flip, clips_per_video=config.clips_per_video
+    )
     sampler = EpochSampler(len(train_set), config.seed)
     # Its own generator, so creating worker seeds never draws from the global torch RNG.
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, generator=generator, **common)
+    train_loader = DataLoader(
+        train_set, batch_size=videos_per_batch(config), sampler=sampler, generator=generator, collate_fn=collate_train, **common
+    )
     val_records = index.splits.get("val") or []
     val_loader = None
     if val_records:
         val_set = EvalClipDataset(val_records, loaded.spec)
-        val_loader = DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate_eval, **common)
+        val_loader = KeptBatches(DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate_eval, **common))
     return train_loader, val_loader
 
 

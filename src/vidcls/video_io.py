@@ -8,7 +8,7 @@ the first wanted frame, stops after the last one, and converts frames as they ar
 - `read_frames` (evaluation, prediction): swscale's unscaled YUV -> RGB path, then the same
   antialiased bilinear resize as transformers' VideoMAE processor (PIL) and torchvision, done
   by torch on uint8, so vidcls scores a video on the pixels the pipeline gives its model.
-- `read_clip` (training): only the source pixels under the random crop are scaled, straight to
+- `read_clip` / `read_clips` (training): only the source pixels under the random crop are scaled, straight to
   the crop size, in the same swscale call that converts to planar RGB, which is the
   (T, C, H, W) layout the model takes: no full-size frame and no transposing copy.
 
@@ -220,13 +220,37 @@ def read_clip(path: str | Path, indices: Sequence[int], window: ClipWindow) -> n
     for a fraction of the work: only the source pixels under the window are scaled, straight
     to the crop size, into planar RGB written in place.
     """
-    converter = _WindowConverter(window)
-    out = np.empty((len(indices), 3, window.size, window.size), np.uint8)
+    return read_clips(path, [(indices, window)])[0]
+
+
+def read_clips(path: str | Path, clips: Sequence[tuple[Sequence[int], ClipWindow]]) -> list[np.ndarray]:
+    """`read_clip` for several (indices, window) clips of one file, decoded in one pass.
+
+    Why: a segment clip spreads its frames over the whole video, so on H.264 with B-frames
+    reading one decodes nearly every frame; a second clip of the same video then costs only its
+    scaling. Windows may differ in size; each clip is (len(indices), 3, size, size).
+    """
+    lengths = [len(indices) for indices, _ in clips]
+    starts = np.cumsum([0, *lengths])
+    converters = [_WindowConverter(window) for _, window in clips]
+    outs = [np.empty((n, 3, window.size, window.size), np.uint8) for n, (_, window) in zip(lengths, clips)]
+    every_index = [index for indices, _ in clips for index in indices]
     with _errors_name(path):
-        for (frame,), (where,) in _decoded(path, indices, 1):
-            converter(frame, out[where[0]])
-            out[where[1:]] = out[where[0]]
-    return out
+        for (frame,), (rows,) in _decoded(path, every_index, 1):
+            for clip, clip_rows in _rows_by_clip(rows, starts):
+                out = outs[clip]
+                converters[clip](frame, out[clip_rows[0]])
+                out[clip_rows[1:]] = out[clip_rows[0]]
+    return outs
+
+
+def _rows_by_clip(rows: list[int], starts: np.ndarray) -> Iterator[tuple[int, list[int]]]:
+    """Rows of the concatenated index list, as (clip, rows within that clip)."""
+    by_clip: dict[int, list[int]] = {}
+    for row in rows:
+        clip = int(np.searchsorted(starts, row, side="right")) - 1
+        by_clip.setdefault(clip, []).append(row - int(starts[clip]))
+    return iter(by_clip.items())
 
 
 # Frames converted together by `read_frames`: torch's antialiased resize costs about half as
