@@ -8,6 +8,7 @@ the pixels the crop keeps (`video_io.read_clips`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -34,20 +35,28 @@ def default_workers() -> int:
 class EpochSampler(Sampler):
     """A shuffled order per epoch that follows from (seed, epoch) alone; yields (index, seed, epoch)
     keys, so each clip's random draws follow from them too, whichever worker reads it and
-    whether or not the run was resumed (`set_epoch` before each epoch)."""
+    whether or not the run was resumed (`set_epoch` before each epoch).
 
-    def __init__(self, size: int, seed: int) -> None:
+    With ``world_size`` processes, process ``rank`` takes every world_size-th key of the same
+    order, padded by repeating its start to a multiple of world_size (as DistributedSampler
+    does): the ranks' n-th batches of batch/world_size keys together are one process's n-th
+    batch of batch keys, so a run sees the same clips per step whatever the number of processes.
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.size, self.seed, self.epoch = size, seed, 1
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size
+        return math.ceil(self.size / self.world_size)
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
-        return ((int(index), self.seed, self.epoch) for index in order)
+        padded = np.resize(order, len(self) * self.world_size)  # np.resize repeats from the start
+        return ((int(index), self.seed, self.epoch) for index in padded[self.rank :: self.world_size])
 
 
 class TrainClipDataset(Dataset):

@@ -4,11 +4,17 @@ The loop reads top to bottom: build data and model, then per epoch train, valida
 checkpoint, keep the best. The output folder ends as an ordinary transformers model
 directory (best weights by validation accuracy) plus `metrics.jsonl`, `training_curve.png`
 and `checkpoints/last.pt`, from which `resume=True` continues after a kill.
+
+Under `torchrun` or `accelerate launch` the same loop runs data-parallel (`vidcls.distributed`):
+`batch_size` stays the batch of one optimizer step over all processes, each process trains on
+its share of every step and scores its share of the validation videos, every process reaches
+the same metrics, and only the main one writes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -23,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from vidcls import distributed
 from vidcls.datasets import (
     EpochSampler, EvalClipDataset, KeptBatches, TrainClipDataset, collate_eval, collate_train, default_workers,
 )
@@ -58,7 +65,8 @@ class TrainConfig:
     output: str
     model: str = DEFAULT_PRESET
     epochs: int | None = None  # None: see `resolve_epochs`
-    batch_size: int = 8
+    batch_size: int = 8  # per optimizer step, over all processes and micro-batches
+    grad_accum: int = 1  # micro-batches per optimizer step: less memory, the same step
     lr: float | None = None  # None: 1e-3 from scratch (presets), 5e-5 to fine-tune, as the guide
     weight_decay: float = 0.05
     warmup_ratio: float = 0.1
@@ -90,22 +98,24 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     bad_files: list[BadFile] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    is_main_process: bool = True  # False in the other processes of a data-parallel run
 
 
-
-
-def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to touch a used folder unless told; --overwrite removes only what training writes."""
+def check_output(output: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to touch a used folder unless told (every process checks, before any writes)."""
     if resume:
         if not (output / CHECKPOINT).is_file():
             raise VidclsError(f"{output}: nothing to resume (no {CHECKPOINT}); drop --resume to start a new run")
-        return
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(
-                f"{output} already exists and is not empty; pass --overwrite to replace a previous run "
-                "or --resume to continue it"
-            )
+    elif output.exists() and any(output.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"{output} already exists and is not empty; pass --overwrite to replace a previous run "
+            "or --resume to continue it"
+        )
+
+
+def prepare_output(output: Path, resume: bool) -> None:
+    """Create the folder; a new run first removes what an earlier one wrote there, and only that."""
+    if not resume:
         for name in OUTPUT_ENTRIES:
             target = output / name
             if target.is_dir():
@@ -116,7 +126,8 @@ def prepare_output(output: Path, resume: bool, overwrite: bool) -> None:
 
 
 # Settings that change how a run computes; the rest (device, workers, progress) only where it runs.
-RUNTIME_SETTINGS = ("device", "workers", "progress", "resume", "overwrite")
+# grad_accum splits a step's batch, not the step, so a resume may change it (as the process count).
+RUNTIME_SETTINGS = ("device", "workers", "progress", "resume", "overwrite", "grad_accum")
 
 
 def resumed_config(output: Path, asked: TrainConfig) -> TrainConfig:
@@ -135,14 +146,48 @@ def resumed_config(output: Path, asked: TrainConfig) -> TrainConfig:
     return dataclasses.replace(original, data=asked.data, output=asked.output, **runtime)
 
 
-def write_train_args(output: Path, config: TrainConfig, labels: list[str], resumed_after: int | None) -> None:
-    """train_args.json: the run's resolved settings, kept as first written; a resume only adds a line."""
+def micro_batch_size(batch_size: int, world_size: int, grad_accum: int, clips_per_video: int = 1) -> int:
+    """Clips per forward in each process: the step's batch split over processes and micro-batches.
+
+    Keeping `batch_size` the batch of one optimizer step means one process and eight, with or
+    without accumulation, train on the same clips per step with the same learning rate. Each
+    micro-batch holds whole videos, ``clips_per_video`` clips each.
+    """
+    parts = world_size * grad_accum
+    if batch_size % (parts * clips_per_video):
+        raise VidclsError(
+            f"--batch-size {batch_size} (the batch of one optimizer step over all processes) does not split "
+            f"evenly over {world_size} processes x --grad-accum {grad_accum} x --clips-per-video {clips_per_video}; "
+            f"pass a multiple of {parts * clips_per_video}"
+        )
+    return batch_size // parts
+
+
+def batch_layout(config: TrainConfig, world_size: int) -> dict:
+    """How a step's batch was split, as train_args.json records it beside the learning rate."""
+    return {
+        "world_size": world_size, "global_batch_size": config.batch_size,
+        "per_device_batch_size": micro_batch_size(config.batch_size, world_size, config.grad_accum, config.clips_per_video),
+        "grad_accum": config.grad_accum,
+    }
+
+
+def write_train_args(
+    output: Path, config: TrainConfig, labels: list[str], resumed_after: int | None, world_size: int = 1
+) -> None:
+    """train_args.json: the run's resolved settings, kept as first written; a resume only adds a line
+    (with its own process count and accumulation, which may differ from the first run's)."""
     path = output / ARGS_FILE
+    layout = batch_layout(config, world_size)
     if resumed_after is None:
-        record = {**asdict(config), "labels": labels, "resumed": []}
+        settings = list(asdict(config).items())
+        after_lr = [key for key, _ in settings].index("lr") + 1
+        record = {**dict(settings[:after_lr]), **layout, **dict(settings[after_lr:]), "labels": labels, "resumed": []}
     else:
         record = json.loads(path.read_text())
-        record.setdefault("resumed", []).append({"after_epoch": resumed_after, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        record.setdefault("resumed", []).append(
+            {"after_epoch": resumed_after, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), **layout}
+        )
     path.write_text(json.dumps(record, indent=2))
 
 
@@ -156,36 +201,33 @@ def training_workers(device: torch.device) -> int:
     return max(1, (os.cpu_count() or 1) // 4)
 
 
-def videos_per_batch(config: TrainConfig) -> int:
-    """Videos in a batch of ``batch_size`` clips, ``clips_per_video`` from each."""
-    if config.clips_per_video < 1 or config.batch_size % config.clips_per_video:
-        raise VidclsError(
-            f"--batch-size {config.batch_size} is not a multiple of --clips-per-video {config.clips_per_video}"
-        )
-    return config.batch_size // config.clips_per_video
-
-
-def build_loaders(index: DatasetIndex, loaded: LoadedModel, config: TrainConfig, device: torch.device):
-    """Training loader (uint8 clips, shuffled) and validation loader (centre clip, kept in memory
-    after the first epoch when it fits; or None)."""
+def build_loaders(
+    index: DatasetIndex, loaded: LoadedModel, config: TrainConfig, device: torch.device,
+    processes: distributed.Processes = distributed.Processes(),
+):
+    """This process's training loader (its share of each step's uint8 clips, shuffled) and
+    validation loader (its share of the videos, centre clip, kept in memory after the first
+    epoch when it fits; None without a val split)."""
     workers = training_workers(device) if config.workers is None else config.workers
-    common = dict(
-        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
-    )
+    clips = micro_batch_size(config.batch_size, processes.world_size, config.grad_accum, config.clips_per_video)
+    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda")
     train_set = TrainClipDataset(
         index.split("train"), index.label2id, loaded.spec, flip=config.flip, clips_per_video=config.clips_per_video
     )
-    sampler = EpochSampler(len(train_set), config.seed)
+    sampler = EpochSampler(len(train_set), config.seed, processes.rank, processes.world_size)
     # Its own generator, so creating worker seeds never draws from the global torch RNG.
     generator = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(
-        train_set, batch_size=videos_per_batch(config), sampler=sampler, generator=generator, collate_fn=collate_train, **common
+        train_set, batch_size=clips // config.clips_per_video, sampler=sampler, generator=generator,
+        collate_fn=collate_train, **common,
     )
     val_records = index.splits.get("val") or []
     val_loader = None
     if val_records:
         val_set = EvalClipDataset(val_records, loaded.spec)
-        val_loader = KeptBatches(DataLoader(val_set, batch_size=config.batch_size, collate_fn=collate_eval, **common))
+        # Every world_size-th video, unpadded: the gathered scores hold each video exactly once.
+        shard = range(processes.rank, len(val_set), processes.world_size)
+        val_loader = KeptBatches(DataLoader(val_set, batch_size=clips, sampler=shard, collate_fn=collate_eval, **common))
     return train_loader, val_loader
 
 
@@ -217,42 +259,77 @@ def lr_schedule(total_steps: int, warmup_ratio: float):
     return factor
 
 
-def validation_accuracy(model, loader, index_records, label2id: dict[str, int], spec) -> float:
-    """Top-1 accuracy on the validation loader (videos that fail to decode are left out)."""
+def validation_metrics(
+    model, loader, index_records, label2id: dict[str, int], spec,
+    processes: distributed.Processes = distributed.Processes(),
+) -> dict:
+    """Top-1 accuracy on the validation loader and the number of videos it counts (those that fail
+    to decode are left out), over every process's videos: each scores its share, all get all scores."""
     model.eval()
     probabilities, positions, _failed = score_loader(model, loader, spec)
+    shares = processes.gather((probabilities, positions))
+    probabilities = torch.cat([share[0] for share in shares])
+    positions = [position for share in shares for position in share[1]]
     if not positions:
-        return float("nan")
+        return {"val_accuracy": float("nan"), "val_videos": 0}
     truth = torch.tensor([label2id[index_records[i].label] for i in positions])
-    return float((probabilities.argmax(-1) == truth).float().mean())
+    return {"val_accuracy": float((probabilities.argmax(-1) == truth).float().mean()), "val_videos": len(positions)}
+
+
+def optimizer_steps(batches, grad_accum: int):
+    """The micro-batches of each optimizer step, grad_accum at a time; the last step takes what is left."""
+    iterator = iter(batches)
+    while step := list(itertools.islice(iterator, grad_accum)):
+        yield step
+
+
+def accumulate_gradients(model, micro_batches: list, spec, device, label_smoothing: float) -> float:
+    """Backward over one step's micro-batches; returns the step's mean loss in this process.
+
+    Each micro-batch's summed loss is divided by the step's clip count, so the gradient is the
+    step's mean however the batch was split; DDP all-reduces (averages) only on the last one.
+    """
+    clips_in_step = sum(len(labels) for _, labels in micro_batches)
+    step_loss = 0.0
+    for number, (clip_batch, labels) in enumerate(micro_batches, 1):
+        clip_batch = clip_batch.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with distributed.gradient_sync(model, sync=number == len(micro_batches)):
+            logits = model_logits(model, clip_batch, spec)
+            loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="sum")
+            (loss / clips_in_step).backward()
+        step_loss += loss.item() / clips_in_step
+    return step_loss
 
 
 def train_one_epoch(
     model, loader, optimizer, scheduler, spec, device, epoch: int, progress: bool, label_smoothing: float = 0.0,
+    grad_accum: int = 1, processes: distributed.Processes = distributed.Processes(),
 ) -> dict:
-    """One pass over the training loader; returns loss, clips/s and the share of time spent waiting for data."""
+    """One pass over the training loader; returns loss, clips/s and the share of time spent waiting for data.
+
+    Loss and clips/s are over all processes (each process's loss is its share's mean, and shares
+    are equal); the waiting share and the seconds are this process's.
+    """
     model.train()
     losses, clips, wait = [], 0, 0.0
     start = fetch_start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
-    for clip_batch, labels in bar:
+    for micro_batches in optimizer_steps(bar, grad_accum):
         wait += time.perf_counter() - fetch_start
-        clip_batch = clip_batch.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        loss = torch.nn.functional.cross_entropy(model_logits(model, clip_batch, spec), labels, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.append(accumulate_gradients(model, micro_batches, spec, device, label_smoothing))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        losses.append(loss.item())
-        clips += len(labels)
+        optimizer.zero_grad(set_to_none=True)
+        clips += sum(len(labels) for _, labels in micro_batches)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", clips_s=f"{clips / (time.perf_counter() - start):.1f}")
         fetch_start = time.perf_counter()
     elapsed = time.perf_counter() - start
+    loss_sum, all_clips = processes.sum([sum(losses), clips])
     return {
-        "train_loss": float(np.mean(losses)),
-        "clips_per_s": clips / elapsed,
+        "train_loss": loss_sum / (len(losses) * processes.world_size),
+        "clips_per_s": all_clips / elapsed,
         "data_wait_fraction": wait / elapsed,
         "lr": scheduler.get_last_lr()[0],
         "epoch_seconds": elapsed,
@@ -291,58 +368,79 @@ def plot_training_curve(history: list[dict], out: Path) -> None:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Run a training job end to end (see the module docstring)."""
+    """Run a training job end to end (see the module docstring), in one process or in each
+    process a launcher started."""
+    with distributed.process_group(pick_device(config.device)) as processes:
+        return _train(config, processes)
+
+
+def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
     output = Path(config.output)
-    prepare_output(output, config.resume, config.overwrite)
+    check_output(output, config.resume, config.overwrite)
     if config.resume:
         config = resumed_config(output, config)
+    device = processes.device
     torch.manual_seed(config.seed)
-    device = pick_device(config.device)
     index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
     check_trainable(index)
-    save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
     loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model.to(device)
     from_scratch = config.model in PRESETS
     lr = config.lr or (1e-3 if from_scratch else 5e-5)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
-    train_loader, val_loader = build_loaders(index, loaded, config, device)
-    epochs = config.epochs = resolve_epochs(config.epochs, from_scratch, len(train_loader))
+    train_loader, val_loader = build_loaders(index, loaded, config, device, processes)
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
+    epochs = config.epochs = resolve_epochs(config.epochs, from_scratch, steps_per_epoch)
     config.lr = lr
-    total_steps = epochs * len(train_loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(total_steps, config.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(epochs * steps_per_epoch, config.warmup_ratio))
     state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
     if config.resume:
         state = _restore(output / CHECKPOINT, model, optimizer, scheduler, index.labels)
         logger.info("resuming %s after epoch %d", output, state["epoch"])
-    write_train_args(output, config, index.labels, resumed_after=state["epoch"] if config.resume else None)
+    processes.barrier()  # every process has read the earlier run before the main one rewrites it
+    if processes.is_main:
+        prepare_output(output, config.resume)
+        save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
+        write_train_args(output, config, index.labels, state["epoch"] if config.resume else None, processes.world_size)
+    trained = distributed.wrap(model, processes)
     val_records = index.splits.get("val") or []
     for epoch in range(state["epoch"] + 1, epochs + 1):
-        # Every random draw of an epoch follows from (seed, epoch), so a resumed run repeats it exactly.
-        torch.manual_seed(config.seed * 100_003 + epoch)
+        # Every random draw of an epoch follows from (seed, epoch), so a resumed run repeats it exactly;
+        # each process draws its own dropout masks, as one process does for each clip of its batch.
+        torch.manual_seed(config.seed * 100_003 + epoch + 1_000_003 * processes.rank)
         train_loader.sampler.set_epoch(epoch)
         row = {"epoch": epoch, **train_one_epoch(
-            model, train_loader, optimizer, scheduler, loaded.spec, device, epoch, config.progress, config.label_smoothing,
+            trained, train_loader, optimizer, scheduler, loaded.spec, device, epoch,
+            config.progress and processes.is_main, config.label_smoothing, config.grad_accum, processes,
         )}
         if val_loader is not None:
-            row["val_accuracy"] = validation_accuracy(model, val_loader, val_records, index.label2id, loaded.spec)
-        _record_epoch(output, loaded, state, row)
-        save_checkpoint(output / CHECKPOINT, {
-            **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "labels": index.labels,
-        })
+            row.update(validation_metrics(model, val_loader, val_records, index.label2id, loaded.spec, processes))
+        improved = _record_epoch(state, row)
+        if processes.is_main:
+            _write_epoch(output, loaded, state, improved)
+            save_checkpoint(output / CHECKPOINT, {
+                **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "labels": index.labels,
+            })
         if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
             logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
             break
-    write_model_card(output, config, index, loaded.spec, state, device)
+    if processes.is_main:
+        write_model_card(output, config, index, loaded.spec, state, device)
+    processes.barrier()  # the others finish only once the model is whole on disk
     return TrainResult(
         output=str(output), best_epoch=state["best_epoch"], best_val_accuracy=state["best_val_accuracy"],
         epochs_run=state["epoch"], history=state["history"], bad_files=index.bad_files, labels=index.labels,
+        is_main_process=processes.is_main,
     )
 
 
-def _record_epoch(output: Path, loaded: LoadedModel, state: dict, row: dict) -> None:
-    """Log the epoch, and save the model as the output when it is the best so far."""
+def _record_epoch(state: dict, row: dict) -> bool:
+    """Add the epoch to the run's state and log it; True when it is the best so far.
+
+    Every process records the same rows (losses are summed and validation scores gathered
+    over processes), so all agree on the best epoch and on early stopping.
+    """
     accuracy = row.get("val_accuracy")
     best = state["best_val_accuracy"]
     # Without validation data every epoch counts as best, so the output holds the last one.
@@ -352,13 +450,19 @@ def _record_epoch(output: Path, loaded: LoadedModel, state: dict, row: dict) -> 
     state["history"].append(row)
     if improved:
         state.update(best_val_accuracy=accuracy, best_epoch=row["epoch"], stale_epochs=0)
-        save_model(loaded, output)
     else:
         state["stale_epochs"] += 1
+    logger.info("epoch %d: %s", row["epoch"], json.dumps(row))
+    return improved
+
+
+def _write_epoch(output: Path, loaded: LoadedModel, state: dict, improved: bool) -> None:
+    """Save the model as the output when the epoch is the best so far; rewrite metrics and curve."""
+    if improved:
+        save_model(loaded, output)
     # Rewritten whole from the history, so a resumed run never repeats an epoch's line.
     (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state["history"]))
     plot_training_curve(state["history"], output / CURVE_FILE)
-    logger.info("epoch %d: %s", row["epoch"], json.dumps(row))
 
 
 def _restore(path: Path, model, optimizer, scheduler, labels: list[str]) -> dict:

@@ -23,7 +23,12 @@ def train(
     epochs: Annotated[
         Optional[int], typer.Option(min=1, help="(default: 10 to fine-tune; from scratch, enough for 800 steps)")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Clips per optimizer step, over all processes (torchrun) and --grad-accum micro-batches.")
+    ] = 8,
+    grad_accum: Annotated[
+        int, typer.Option(min=1, help="Split each step's batch into N micro-batches (less memory, same step).")
+    ] = 1,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 1e-3 for presets, 5e-5 to fine-tune).")] = None,
     num_frames: Annotated[Optional[int], typer.Option(help="Frames per clip (default: the model's).")] = None,
     sample_rate: Annotated[Optional[int], typer.Option(help="Dense sampling: take every n-th frame (default: 4).")] = None,
@@ -33,6 +38,9 @@ def train(
                      "dense: a run of frames every --sample-rate."),
     ] = None,
     label_smoothing: Annotated[float, typer.Option(min=0, max=0.9, help="Label smoothing of the loss.")] = 0.1,
+    clips_per_video: Annotated[
+        int, typer.Option(min=1, help="Random clips of each video per epoch, decoded in one pass (repeated augmentation).")
+    ] = 1,
     workers: WorkersOption = None,
     seed: int = 0,
     flip: Annotated[bool, typer.Option(help="Random horizontal flip (turn off when left/right matters).")] = True,
@@ -46,11 +54,14 @@ def train(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(
-        data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-        num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing, workers=workers, seed=seed, flip=flip,
+        data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing,
+        clips_per_video=clips_per_video, workers=workers, seed=seed, flip=flip,
         early_stopping=early_stopping, resume=resume, overwrite=overwrite, device=device,
     )
     result = run_training(config)
+    if not result.is_main_process:  # under torchrun the main process reports for all
+        return
     render_bad_files(result.bad_files)
     accuracy = "n/a (no val split)" if result.best_val_accuracy is None else f"{result.best_val_accuracy:.3f}"
     console.print(
