@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 import vidcls.cli.evaluate  # noqa: F401  (registers `eval`)
 import vidcls.cli.predict  # noqa: F401  (registers `predict`)
 from vidcls.cli._app import app
-from vidcls.errors import DatasetError, OutputExistsError, VideoReadError
-from vidcls.ray_engine import local_file, predict_to_parquet, read_manifest
+from vidcls.errors import DatasetError, OutputExistsError, VidclsError, VideoReadError
+from vidcls.ray_engine import local_file, predict_to_parquet, read_manifest, score_paths
+from vidcls.transforms import ClipSpec
 
 ray = pytest.importorskip("ray")
 pd = pytest.importorskip("pandas")
@@ -61,6 +62,12 @@ def test_object_storage_files_are_decoded_from_a_local_copy(tmp_path):
     with pytest.raises(VideoReadError, match="could not fetch"):
         with local_file(f"file://{tmp_path}/missing.avi"):
             pass
+
+
+@pytest.mark.slow
+def test_workers_that_would_leave_no_cpu_to_decode_are_refused(ray_address):
+    with pytest.raises(VidclsError, match="2 workers leave none of the cluster's 2 CPUs"):
+        next(score_paths("unused", ClipSpec(), ["a.avi"], clips=1, crops=1, window=None, workers=2, device="cpu"))
 
 
 def _videos_with_broken_files(broken_dataset, folder: Path) -> tuple[list[Path], list[Path]]:

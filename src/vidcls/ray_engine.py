@@ -203,7 +203,12 @@ def score_paths(
     probabilities (classes,) and window_probabilities (windows, classes) with their spans.
     ``workers`` model copies (default: one per GPU of the cluster, else 1); call `connect` first."""
     ray = import_ray()
-    gpus = 0 if (device or "cuda").startswith("cpu") else int(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    gpus = 0 if (device or "cuda").startswith("cpu") else int(resources.get("GPU", 0))
+    workers = workers or max(gpus, 1)
+    if workers >= resources.get("CPU", 0):  # each worker holds a CPU: none would be left to decode
+        raise VidclsError(f"{workers} workers leave none of the cluster's {resources.get('CPU', 0):g} CPUs to decode videos; "
+                          "use fewer --workers")
     dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(len(paths), MAX_BLOCKS))
     dataset = dataset.map_batches(
         decode_views, fn_kwargs=dict(spec=spec, clips=clips, crops=crops, window=window), batch_size=DECODE_BATCH,
@@ -211,7 +216,7 @@ def score_paths(
     )
     dataset = dataset.map_batches(
         ViewScorer, fn_constructor_kwargs=dict(model=model, device=device), batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=workers or max(gpus, 1)), num_gpus=1 if gpus else 0,
+        compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=1 if gpus else 0,
         memory=ACTOR_MEMORY,
     )
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
