@@ -80,11 +80,15 @@ def evaluate(
     workers: int | None = None,
     device: str | None = None,
     progress: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> EvaluationResult:
     """Score every video of one split of ``data`` with ``model`` (see the module docstring).
 
     ``device`` applies when the model is loaded here; a `LoadedModel` stays where it is.
-    ``sampling`` overrides the one the model was trained with.
+    ``sampling`` overrides the one the model was trained with. ``engine="ray"`` scores the videos
+    on Ray (`ray_engine`: ``workers`` model copies, at ``ray_address`` or RAY_ADDRESS) with the
+    same views and metrics.
     """
     if clips < 1:
         raise VidclsError(f"clips must be at least 1, got {clips}")
@@ -94,7 +98,15 @@ def evaluate(
     records = index.split(split)
     check_labels(index.labels, loaded)
     started = time.perf_counter()
-    probabilities, scored, decode_failures = score_videos(loaded.model, spec, records, clips, crops, batch_size, workers, progress)
+    if engine == "ray":
+        from vidcls.ray_engine import score_records
+
+        probabilities, scored, decode_failures = score_records(
+            loaded.name, spec, records, clips=clips, crops=crops, workers=workers, batch_size=batch_size, device=device,
+            address=ray_address,
+        )
+    else:
+        probabilities, scored, decode_failures = score_videos(loaded.model, spec, records, clips, crops, batch_size, workers, progress)
     elapsed = time.perf_counter() - started
     if not scored:
         raise DatasetError(f"{index.root}: none of the {len(records)} videos of split '{split}' could be decoded")

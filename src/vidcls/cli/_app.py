@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -26,4 +26,13 @@ SamplingOption = Annotated[
     Optional[Sampling],
     typer.Option(help="segment: one frame per equal part of the video (what transformers.pipeline reads); "
                  "dense: a run of frames every --sample-rate. Default: what the model was trained with."),
+]
+EngineOption = Annotated[
+    Literal["local", "ray"],
+    typer.Option(help="local: this process; ray: Ray Data tasks decode, --workers actors run the model "
+                 "(pip install -e '.[ray]'; a Ray instance started here, or --ray-address)."),
+]
+RayAddressOption = Annotated[
+    Optional[str],
+    typer.Option(envvar="RAY_ADDRESS", help="A running Ray cluster (ray://host:10001, host:6379, auto); default: start one here."),
 ]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import DeviceOption, SamplingOption, WorkersOption, app, console, console_err
+from vidcls.cli._app import DeviceOption, EngineOption, RayAddressOption, SamplingOption, WorkersOption, app, console, console_err
 from vidcls.sampling import DEFAULT_CLIPS
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ def evaluate_command(
         Optional[Path], typer.Option(help="Write report.md, report.json and the confusion matrix to this folder.")
     ] = None,
     device: DeviceOption = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Evaluate a model on a dataset split: accuracy, per-class scores, confusion matrix."""
     from vidcls.evaluation import evaluate  # torch loads only when a command needs it
@@ -67,7 +69,7 @@ def evaluate_command(
 
     result = evaluate(
         model, data, split=split, clips=clips, crops=crops, sampling=sampling, batch_size=batch_size, workers=workers, device=device,
-        progress=True,
+        progress=True, engine=engine, ray_address=ray_address,
     )
     _say(_summary(result))
     console.print(_per_class_table(result))

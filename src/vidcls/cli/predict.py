@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import DeviceOption, SamplingOption, app, console, console_err
+from vidcls.cli._app import DeviceOption, EngineOption, RayAddressOption, SamplingOption, app, console, console_err
 from vidcls.sampling import DEFAULT_CLIPS
 
 
@@ -42,7 +42,9 @@ def _timeline_table(result: dict) -> Table:
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="Trained model directory or hub id.")],
-    paths: Annotated[list[Path], typer.Argument(help="Video files, or folders searched recursively for videos.")],
+    paths: Annotated[
+        Optional[list[Path]], typer.Argument(help="Video files, or folders searched recursively for videos.")
+    ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Labels per video.")] = 5,
     clips: Annotated[int, typer.Option(min=1, help="Clips spread over each video, scores averaged.")] = DEFAULT_CLIPS,
     window: Annotated[
@@ -52,8 +54,27 @@ def predict(
     sampling: SamplingOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
     device: DeviceOption = None,
+    engine: EngineOption = "local",
+    manifest: Annotated[
+        Optional[str], typer.Option(help="With --engine ray: a glob ('videos/**/*.mp4', 's3://b/v/*.mp4') or a text file of paths.")
+    ] = None,
+    output: Annotated[
+        Optional[str], typer.Option(help="With --engine ray: a folder of Parquet parts (one table for pandas); a rerun skips paths in it.")
+    ] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="With --engine ray: model copies (default: one per GPU, else 1).")] = None,
+    part_size: Annotated[int, typer.Option(min=1, help="With --engine ray: rows per Parquet part (what a kill can lose).")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="With --engine ray: videos per forward.")] = 8,
+    ray_address: RayAddressOption = None,
 ) -> None:
-    """Classify videos; files that cannot be read are named on stderr and make the exit status 1."""
+    """Classify videos; files that cannot be read are named on stderr and make the exit status 1.
+    With --engine ray, a manifest's files go to Parquet rows, unreadable ones with the reason."""
+    if engine == "ray":
+        return _predict_on_ray(
+            model, paths, manifest, output, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling,
+            workers=workers, part_size=part_size, batch_size=batch_size, device=device, address=ray_address,
+        )
+    if not paths or manifest or output:
+        raise typer.BadParameter("give video files or folders; --manifest and --output go with --engine ray")
     from vidcls.prediction import iter_predict  # torch loads only when a command needs it
 
     results = iter_predict(model, paths, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling, device=device)
@@ -73,3 +94,16 @@ def predict(
             console.print(_timeline_table(result))
     if failed:
         raise typer.Exit(1)
+
+
+def _predict_on_ray(model: str, paths: list[Path] | None, manifest: str | None, output: str | None, **options) -> None:
+    if paths or not manifest or not output:
+        raise typer.BadParameter("--engine ray reads --manifest (a glob or a text file of paths) and writes --output, not PATHS")
+    from vidcls.ray_engine import predict_to_parquet
+
+    summary = predict_to_parquet(model, manifest, output, **options)
+    console.print(
+        f"{summary.total} files: {summary.skipped} already in {output}, {summary.written} written "
+        f"({summary.failed} unreadable, reason in the error column) in {summary.seconds:.1f} s "
+        f"({summary.videos_per_s:.2f} videos/s)", highlight=False, soft_wrap=True,
+    )
