@@ -51,12 +51,18 @@ def predict(
     crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
     sampling: SamplingOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
+    batch_size: Annotated[
+        Optional[int], typer.Option(min=1, help="Videos per forward, the next ones decoded meanwhile (default: 8).")
+    ] = None,
     device: DeviceOption = None,
 ) -> None:
     """Classify videos; files that cannot be read are named on stderr and make the exit status 1."""
     from vidcls.prediction import iter_predict  # torch loads only when a command needs it
 
-    results = iter_predict(model, paths, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling, device=device)
+    results = iter_predict(
+        model, paths, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling, batch_size=batch_size,
+        device=device,
+    )
     predicted, failed = [], 0
     for result in results:
         if "error" in result:
