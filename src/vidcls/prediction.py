@@ -33,9 +33,11 @@ from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
 
 DEFAULT_TOP_K = 5  # labels returned per video, as transformers' pipeline
-# Videos per forward in `predict_files`. On the CPU a forward costs about the same per video at
-# any batch size; 8 keeps the decode threads' read-ahead (2 batches) small in memory.
-DEFAULT_BATCH_SIZE = 8
+# Videos per forward in `predict_files`. On the CPU the tiny model's forward costs the same per
+# video from 1 to 16 videos (6.2 ms, one thread); a small batch keeps the stretches where one
+# stage waits for the other short: the first forward waits for a batch to be decoded, the last
+# runs with nothing left to decode. A GPU wants more (--batch-size).
+DEFAULT_BATCH_SIZE = 4
 
 T = TypeVar("T")
 

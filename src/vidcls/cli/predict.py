@@ -52,7 +52,7 @@ def predict(
     sampling: SamplingOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
     batch_size: Annotated[
-        Optional[int], typer.Option(min=1, help="Videos per forward, the next ones decoded meanwhile (default: 8).")
+        Optional[int], typer.Option(min=1, help="Videos per forward, the next ones decoded meanwhile (default: 4).")
     ] = None,
     device: DeviceOption = None,
 ) -> None:
