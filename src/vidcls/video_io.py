@@ -131,10 +131,14 @@ def _probe(container: av.container.InputContainer, path: str | Path) -> VideoInf
 def _readable_frames(container, stream, claimed: int) -> tuple[int, str | None]:
     """The frames that can be read, and why the file is damaged (None when it is not).
 
-    Demuxing counts packets without decoding them (cheap): a whole file has one per frame.
-    Only when fewer turn up than the header claims, or demuxing fails, is the stream decoded
-    to find out how far it really reads (some files pack two frames in a packet).
+    A whole file has one packet per frame. They are counted in the container's index when it
+    lists every claimed frame inside the file's bytes (read with the header: no pass over the
+    file), else by demuxing (reading the file, no decoding). Only when fewer turn up than the
+    header claims, or demuxing fails, is the stream decoded to find out how far it really reads
+    (some files pack two frames in a packet).
     """
+    if 0 < claimed <= _indexed_packets(container, stream):
+        return claimed, None
     packets, demux_error = _count_packets(container, stream)
     if claimed <= 0:  # no count in the header (mkv, webm): the packets are the count
         claimed = packets
@@ -145,6 +149,13 @@ def _readable_frames(container, stream, claimed: int) -> tuple[int, str | None]:
         return readable, None
     cause = decode_error or demux_error or "the file ends early"
     return readable, f"the header claims {claimed} frames, {readable} can be read ({cause}); only those are used"
+
+
+def _indexed_packets(container, stream) -> int:
+    """Non-empty packets the index lists whose bytes lie inside the file (0 without an index):
+    a file cut short keeps an index at its start (MP4's moov) that points past its end."""
+    file_size = container.size
+    return sum(1 for entry in stream.index_entries if entry.size and entry.pos + entry.size <= file_size)
 
 
 def _count_packets(container, stream) -> tuple[int, str | None]:
