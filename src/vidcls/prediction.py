@@ -8,9 +8,9 @@ server share. Inference is three stages as in transformers' pipeline: `preproces
 frames and pixels ``transformers.pipeline`` gives it.
 
 Many files (`predict`, `VideoClassifier.predict_files`) go through the same stages as one, but
-each file is opened once, decoded in threads while the model scores the files before it, and
-``batch_size`` videos share a forward: on 2 cores that is ~3x the pipeline's speed per video
-(benchmarks/README.md), where one file at a time is ~1.4x.
+each file is opened once and decoded in threads while the model scores the files before it,
+``batch_size`` videos per forward, so decoding and the forward use different cores
+(benchmarks/README.md has the speed against transformers' pipeline).
 """
 
 from __future__ import annotations
