@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcls.video_io import is_video_file
+from vidcls.video_files import is_video_file
 
 _MPEG4_OPTIONS = {"flags": "+qscale", "global_quality": str(3 * 118)}
 

@@ -14,7 +14,9 @@ FIGURES = (
     "loader_clips_per_s", "train_clips_per_s", "data_wait_fraction", "predict_ms_per_video",
     "pipeline_ms_per_video", "top1_agree", "peak_rss_mb",
 )
-TARGETS = ("loader_clips_per_s", "predict_speedup_vs_pipeline", "top1_agree", "data_wait_fraction")
+TARGETS = ("loader_clips_per_s", "predict_speedup_vs_pipeline", "top1_agree", "data_wait_fraction",
+           "predict_onnx_speedup_vs_pipeline")
+PREDICT_ROWS = ("predict", "predict_onnx", "predict_one_by_one", "pipeline")
 pytestmark = pytest.mark.slow  # every test here trains or benchmarks a model
 
 
@@ -42,7 +44,12 @@ def test_result_has_every_figure_and_sane_values(result):
     assert result["loader"]["clips"] == 4  # 2 batches of 2, after the warm-up batch
     assert result["loader"]["batch_shape"] == [2, 16, 3, 224, 224]  # the guide's clips, uint8
     assert result["loader"]["batch_dtype"] == "torch.uint8"
-    assert result["predict"]["videos"] == result["pipeline"]["videos"] == 4
+    assert isinstance(result["predict_onnx_ms_per_video"], float) and result["predict_onnx_ms_per_video"] > 0
+    assert tuple(result["prediction"]) == PREDICT_ROWS  # torch and onnxruntime beside the pipeline
+    for row in result["prediction"].values():
+        assert row["videos"] == 4 and row["ms_per_video"] > 0 and row["cpu_ms_per_video"] > 0
+        assert 0 <= row["top1_agree"] <= 1 and row["speedup_vs_pipeline"] > 0
+    assert result["prediction"]["pipeline"]["top1_agree"] == 1.0  # itself
 
 
 def test_result_records_machine_and_settings(result):
@@ -65,11 +72,13 @@ def test_every_target_has_a_verdict(result):
 
 
 def test_check_targets_thresholds():
-    good = {"loader_clips_per_s": 120.0, "pipeline_ms_per_video": 100.0, "predict_ms_per_video": 40.0,
+    good = {"loader_clips_per_s": 120.0, "pipeline_ms_per_video": 100.0, "predict_ms_per_video": 30.0,
             "top1_agree": 1.0, "data_wait_fraction": 0.05}
     assert all(t["pass"] for t in check_targets(good).values())
     bad = {**good, "loader_clips_per_s": 50.0, "predict_ms_per_video": 60.0, "top1_agree": 0.9, "data_wait_fraction": 0.2}
     assert not any(t["pass"] for t in check_targets(bad).values())
+    with_onnx = check_targets({**good, "predict_onnx_ms_per_video": 25.0})["predict_onnx_speedup_vs_pipeline"]
+    assert with_onnx["pass"] and with_onnx["value"] == 4.0
 
 
 def test_select_records_takes_classes_in_turn(tiny_data):

@@ -36,6 +36,22 @@ def test_predict_reads_folders_recursively_and_reports_bad_files(classifier, bro
     json.dumps(results)
 
 
+def test_batches_give_what_one_file_at_a_time_gives_and_name_a_broken_file(classifier, broken_dataset):
+    root, bad = broken_dataset
+    videos = sorted((root / "test").rglob("*.avi"))
+    paths = [*videos[:3], bad[0], *videos[3:]]  # a truncated file in the middle of a batch
+    batched = list(classifier.predict_files(paths, top_k=3, clips=2, window=0.8, batch_size=4, decode_threads=2))
+    assert [r["path"] for r in batched] == [str(p) for p in paths]  # input order, whatever finished first
+    assert "error" in batched[3] and sum("error" in r for r in batched) == 1
+    for path, result in zip(videos, batched[:3] + batched[4:]):
+        alone = classifier.predict(path, top_k=3, clips=2, window=0.8)
+        assert [t["label"] for t in result["top_k"]] == [t["label"] for t in alone.top_k]
+        assert [t["score"] for t in result["top_k"]] == pytest.approx([t["score"] for t in alone.top_k], abs=1e-5)
+        assert [w["start"] for w in result["windows"]] == [w["start"] for w in alone.windows]
+        for ours, single in zip(result["windows"], alone.windows):
+            assert ours["top_k"][0]["score"] == pytest.approx(single["top_k"][0]["score"], abs=1e-5)
+
+
 def test_more_clips_than_fit_in_a_short_video(classifier, broken_dataset):
     video = next((broken_dataset[0] / "test" / "MoveLeft").glob("*.avi"))  # 40 frames, 8 per clip
     views = classifier.preprocess(video, clips=8)

@@ -266,6 +266,22 @@ def test_probe_of_a_truncated_file_counts_the_frames_that_decode(tmp_path):
     assert probe_video(whole).damage is None
 
 
+def test_probe_counts_from_the_index_and_sees_a_cut_file_whose_index_comes_first(tmp_path):
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:  # moov (the index) first
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in labelled_frames(60):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    assert len(av.open(str(whole)).streams.video[0].index_entries) == 60
+    assert probe_video(whole).num_frames == 60 and probe_video(whole).damage is None
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    info = probe_video(cut)
+    assert info.num_frames < 60 and info.damage.startswith("the header claims 60 frames")
+
+
 def _decode_until_error(path: Path) -> int:
     count = 0
     with av.open(str(path)) as container:

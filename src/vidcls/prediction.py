@@ -6,13 +6,22 @@ server share. Inference is three stages as in transformers' pipeline: `preproces
 (probabilities -> plain dicts). Frames are sampled as the model was trained (its saved
 `ClipSpec.sampling`); with one clip and one crop a segment-sampled model sees exactly the
 frames and pixels ``transformers.pipeline`` gives it.
+
+Many files (`predict`, `VideoClassifier.predict_files`) go through the same stages as one, but
+each file is opened once and decoded in threads while the model scores the files before it,
+``batch_size`` videos per forward, so decoding and the forward use different cores
+(benchmarks/README.md has the speed against transformers' pipeline).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
@@ -24,6 +33,13 @@ from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
 
 DEFAULT_TOP_K = 5  # labels returned per video, as transformers' pipeline
+# Videos per forward in `predict_files`. On the CPU the tiny model's forward costs the same per
+# video from 1 to 16 videos (6.2 ms, one thread); a small batch keeps the stretches where one
+# stage waits for the other short: the first forward waits for a batch to be decoded, the last
+# runs with nothing left to decode. A GPU wants more (--batch-size).
+DEFAULT_BATCH_SIZE = 4
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -84,17 +100,94 @@ class VideoClassifier:
         sampling: Sampling | None = None,
     ) -> VideoPrediction:
         """Classify one file; raises `VideoReadError` naming the file when it cannot be read."""
-        views = self.preprocess(path, clips, crops, sampling, window)
-        probabilities = self.score(views.views.unsqueeze(0))[0]
-        prediction = VideoPrediction(str(path), self.postprocess(probabilities, top_k), views.info.duration)
-        if window:
-            prediction.windows = self.timeline(self.score(views.windows), views.spans, top_k)
+        (prediction,) = self.predict_views([(path, self.preprocess(path, clips, crops, sampling, window))], top_k)
         return prediction
+
+    def predict_views(self, videos: list[tuple[str | Path, VideoViews]], top_k: int) -> list[VideoPrediction]:
+        """Forward and postprocess for preprocessed videos (same options): one forward for all their
+        views, one for all their windows."""
+        probabilities = self.score(torch.stack([views.views for _, views in videos]))
+        predictions = [
+            VideoPrediction(str(path), self.postprocess(p, top_k), views.info.duration)
+            for (path, views), p in zip(videos, probabilities)
+        ]
+        windowed = [(prediction, views) for prediction, (_, views) in zip(predictions, videos) if views.windows is not None]
+        if windowed:
+            per_window = self.score(torch.cat([views.windows for _, views in windowed]))
+            for (prediction, views), rows in zip(windowed, per_window.split([len(v.windows) for _, v in windowed])):
+                prediction.windows = self.timeline(rows, views.spans, top_k)
+        return predictions
+
+    def predict_files(
+        self,
+        paths: Iterable[str | Path],
+        top_k: int = DEFAULT_TOP_K,
+        clips: int = DEFAULT_CLIPS,
+        crops: int = 1,
+        window: float | None = None,
+        sampling: Sampling | None = None,
+        batch_size: int | None = None,
+        decode_threads: int | None = None,
+    ) -> Iterator[dict]:
+        """Plain-dict predictions for files and folders (searched recursively), in order, as each
+        batch is scored; a file that cannot be read gives {"path", "error"} and the rest go on.
+
+        Files are decoded in ``decode_threads`` threads (default: one per core), up to two
+        batches ahead, while the model scores ``batch_size`` videos (default `DEFAULT_BATCH_SIZE`)
+        per forward.
+        """
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+
+        def read(path: Path) -> VideoViews:
+            if path.is_dir():  # `_video_paths` passes a folder on only when it holds no video
+                raise VideoReadError(path, f"folder holds no video files (read: {' '.join(VIDEO_EXTENSIONS)})")
+            return self.preprocess(path, clips, crops, sampling, window)
+
+        threads = decode_threads or os.cpu_count() or 1
+        outcomes = _read_ahead(read, _video_paths(paths), threads, ahead=2 * batch_size)
+        while chunk := list(itertools.islice(outcomes, batch_size)):
+            readable = [(path, views) for path, views in chunk if not isinstance(views, VideoReadError)]
+            predictions = iter(self.predict_views(readable, top_k) if readable else [])
+            for path, views in chunk:
+                failed = isinstance(views, VideoReadError)
+                yield {"path": str(path), "error": views.reason} if failed else asdict(next(predictions))
 
 
 def videos_under(folder: Path) -> list[Path]:
     """Every video file under ``folder``, recursively, sorted."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_video_file(p))
+
+
+def _video_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given, folders replaced by the videos under them; a folder with none is passed on."""
+    for path in map(Path, paths):
+        videos = videos_under(path) if path.is_dir() else [path]
+        yield from videos or [path]
+
+
+def _read_ahead(
+    read: Callable[[Path], T], paths: Iterable[Path], threads: int, ahead: int
+) -> Iterator[tuple[Path, T | VideoReadError]]:
+    """(path, ``read(path)`` or the `VideoReadError` it raised), in order, read in ``threads``
+    threads up to ``ahead`` paths before the consumer: decoding overlaps the consumer's forward,
+    and at most ``ahead`` videos' views are held. Other errors propagate."""
+    with ThreadPoolExecutor(threads, thread_name_prefix="vidcls-decode") as pool:
+        pending: deque[tuple[Path, Future]] = deque()
+        for path in paths:
+            pending.append((path, pool.submit(read, path)))
+            if len(pending) > ahead:
+                yield _outcome(*pending.popleft())
+        while pending:
+            yield _outcome(*pending.popleft())
+
+
+def _outcome(path: Path, future: Future) -> tuple[Path, object]:
+    try:
+        return path, future.result()
+    except VideoReadError as error:
+        return path, error
 
 
 def iter_predict(
@@ -104,26 +197,9 @@ def iter_predict(
     device: str | None = None,
     **options,
 ) -> Iterator[dict]:
-    """`predict`, one result at a time, so a caller can show each as soon as it is ready.
-    Options as `VideoClassifier.predict`: top_k, clips, crops, window, sampling."""
-    classifier = VideoClassifier(model, device)
-    for path in map(Path, paths):
-        if not path.is_dir():
-            yield _predict_file(classifier, path, **options)
-            continue
-        videos = videos_under(path)
-        if not videos:
-            yield {"path": str(path), "error": f"folder holds no video files (read: {' '.join(VIDEO_EXTENSIONS)})"}
-        for video in videos:
-            yield _predict_file(classifier, video, **options)
-
-
-def _predict_file(classifier: VideoClassifier, path: Path, **options) -> dict:
-    """One file's prediction as a plain dict, or {"path", "error"} when it cannot be read."""
-    try:
-        return asdict(classifier.predict(path, **options))
-    except VideoReadError as error:
-        return {"path": str(path), "error": error.reason}
+    """`predict`, one result at a time, so a caller can show each as soon as its batch is scored.
+    Options as `VideoClassifier.predict_files`: top_k, clips, crops, window, sampling, batch_size."""
+    return VideoClassifier(model, device).predict_files(paths, **options)
 
 
 def predict(model: str | Path | LoadedModel, paths: Iterable[str | Path], **options) -> list[dict]:
@@ -131,6 +207,7 @@ def predict(model: str | Path | LoadedModel, paths: Iterable[str | Path], **opti
 
     Each result is a plain dict: path, top_k ([{"label", "score"}]), duration (s) and windows
     (per-``window``-seconds top-k, empty without ``window``). One bad file never stops the rest.
-    Options as `VideoClassifier.predict` (top_k, clips, crops, window, sampling), and device.
+    Options as `VideoClassifier.predict_files` (top_k, clips, crops, window, sampling,
+    batch_size), and device.
     """
     return list(iter_predict(model, paths, **options))

@@ -3,8 +3,8 @@
 Training's dataset, evaluation, prediction, timelines, the server, the GIF preview and the
 benchmark all call these functions, so a video is sampled, resized and cropped the same way
 wherever it is scored. Frames stay uint8 here; `transforms.normalize_batch` makes floats on the
-device. A caller that already probed the file (a dataset's records) passes its `VideoInfo`, so
-the file is opened once for the frames alone.
+device. A file is opened once: probed and decoded in the same open, or, when the caller already
+probed it (a dataset's records), decoded alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from vidcls.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
 from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
-from vidcls.video_io import VideoInfo, probe_video, read_clips, read_frames
+from vidcls.video_io import VideoInfo, read_clips, read_video
 
 
 @dataclass
@@ -60,16 +60,14 @@ def video_views(
     info: VideoInfo | None = None,
 ) -> VideoViews:
     """``clips`` test clips x ``crops`` crops of a video, and one clip per ``window`` seconds when
-    given, all decoded in one pass over the file."""
+    given, all decoded in one pass over the file, opened once (probed too, unless ``info``)."""
     if clips < 1:
         raise ValueError(f"clips must be at least 1, got {clips}")
     transform = EvalTransform(spec, crops)
-    info = info or probe_video(path)
-    whole = eval_clip_indices(info.num_frames, spec, clips)
-    windowed = window_clip_indices(info.num_frames, info.fps, window, spec) if window else []
-    every_clip = whole + [indices for _, _, indices in windowed]
-    frames = read_frames(path, np.concatenate(every_clip), short_side=transform.decode_short_side())
-    per_clip = frames.reshape(len(every_clip), spec.num_frames, *frames.shape[1:])
+    every_frame = lambda info: np.concatenate(_all_clips(*_test_clips(info, spec, clips, window)))  # noqa: E731
+    info, frames = read_video(path, every_frame, short_side=transform.decode_short_side(), info=info)
+    whole, windowed = _test_clips(info, spec, clips, window)
+    per_clip = frames.reshape(-1, spec.num_frames, *frames.shape[1:])  # whole-video clips, then windows
     views = torch.cat([transform(clip) for clip in per_clip[:clips]])
     result = VideoViews(views, info, clip_indices=whole)
     if windowed:
@@ -77,3 +75,16 @@ def video_views(
         result.windows = torch.stack([centre(clip) for clip in per_clip[clips:]])
         result.spans = [(start, end) for start, end, _ in windowed]
     return result
+
+
+def _test_clips(
+    info: VideoInfo, spec: ClipSpec, clips: int, window: float | None
+) -> tuple[list[np.ndarray], list[tuple[float, float, np.ndarray]]]:
+    """Frame indices of the whole-video test clips, and (start_s, end_s, indices) per window."""
+    whole = eval_clip_indices(info.num_frames, spec, clips)
+    windowed = window_clip_indices(info.num_frames, info.fps, window, spec) if window else []
+    return whole, windowed
+
+
+def _all_clips(whole: list[np.ndarray], windowed: list[tuple[float, float, np.ndarray]]) -> list[np.ndarray]:
+    return whole + [indices for _, _, indices in windowed]

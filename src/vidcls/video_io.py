@@ -2,8 +2,10 @@
 
 Why this module exists: the guide's stack decodes every frame from the start and converts
 each one to a full-size RGB array before resizing. Here a read seeks to the keyframe before
-the first wanted frame, stops after the last one, and converts frames as they are decoded
-(at most 16 held at a time, so memory follows the output, not the video's length):
+the first wanted frame, seeks again wherever the container's keyframe index says a keyframe
+skips part of a gap between wanted frames, stops after the last one, and converts frames as
+they are decoded (at most 16 held at a time, so memory follows the output, not the video's
+length). `read_video` probes and decodes in one open of the file:
 
 - `read_frames` (evaluation, prediction): swscale's unscaled YUV -> RGB path, then the same
   antialiased bilinear resize as transformers' VideoMAE processor (PIL) and torchvision, done
@@ -20,10 +22,11 @@ CPU time on runs this short.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -74,44 +77,68 @@ def _rotation(frame: av.VideoFrame) -> int:
 def probe_video(path: str | Path) -> VideoInfo:
     """Read the header, decode the first frame and count the frames that can be read, so unreadable
     files fail here, not mid-training, and samplers of a truncated file only ask for frames it has."""
-    container = _open(path)
+    with contextlib.closing(_open(path)) as container:
+        return _probe(container, path)
+
+
+def read_video(
+    path: str | Path,
+    frame_indices: Callable[[VideoInfo], Sequence[int]],
+    *,
+    short_side: int | None = None,
+    info: VideoInfo | None = None,
+) -> tuple[VideoInfo, np.ndarray]:
+    """Probe a video and decode the frames ``frame_indices(info)`` asks for, opening the file once.
+
+    Why: prediction needs the frame count to pick its frames, and opening, probing and closing,
+    then opening again to decode, cost a second container open and header parse per file.
+    ``info``, when the file was already probed, skips the probe. Frames as `read_frames`.
+    """
+    with contextlib.closing(_open(path)) as container:
+        info = info or _probe(container, path)
+        return info, _read_frames(container, path, frame_indices(info), short_side)
+
+
+def _probe(container: av.container.InputContainer, path: str | Path) -> VideoInfo:
+    """`probe_video` on an open container."""
+    stream = container.streams.video[0]
+    fps = _stream_fps(stream)
     try:
-        stream = container.streams.video[0]
-        fps = _stream_fps(stream)
-        try:
-            first = next(container.decode(stream))
-        except (av.error.FFmpegError, StopIteration) as error:
-            raise VideoReadError(path, "no frame could be decoded (empty or corrupt file)") from error
-        duration = _duration_seconds(container, stream)
-        num_frames, damage = _readable_frames(container, stream, stream.frames or int(round(duration * fps)))
-        if duration <= 0 or damage:
-            duration = num_frames / fps
-        rotation = _rotation(first)
-        width, height = first.width, first.height
-        if rotation in (90, 270):
-            width, height = height, width
-        return VideoInfo(
-            path=str(path),
-            num_frames=num_frames,
-            fps=fps,
-            duration=duration,
-            width=width,
-            height=height,
-            codec=stream.codec_context.name,
-            rotation=rotation,
-            damage=damage,
-        )
-    finally:
-        container.close()
+        first = next(container.decode(stream))
+    except (av.error.FFmpegError, StopIteration) as error:
+        raise VideoReadError(path, "no frame could be decoded (empty or corrupt file)") from error
+    duration = _duration_seconds(container, stream)
+    num_frames, damage = _readable_frames(container, stream, stream.frames or int(round(duration * fps)))
+    if duration <= 0 or damage:
+        duration = num_frames / fps
+    rotation = _rotation(first)
+    width, height = first.width, first.height
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(
+        path=str(path),
+        num_frames=num_frames,
+        fps=fps,
+        duration=duration,
+        width=width,
+        height=height,
+        codec=stream.codec_context.name,
+        rotation=rotation,
+        damage=damage,
+    )
 
 
 def _readable_frames(container, stream, claimed: int) -> tuple[int, str | None]:
     """The frames that can be read, and why the file is damaged (None when it is not).
 
-    Demuxing counts packets without decoding them (cheap): a whole file has one per frame.
-    Only when fewer turn up than the header claims, or demuxing fails, is the stream decoded
-    to find out how far it really reads (some files pack two frames in a packet).
+    A whole file has one packet per frame. They are counted in the container's index when it
+    lists every claimed frame inside the file's bytes (read with the header: no pass over the
+    file), else by demuxing (reading the file, no decoding). Only when fewer turn up than the
+    header claims, or demuxing fails, is the stream decoded to find out how far it really reads
+    (some files pack two frames in a packet).
     """
+    if 0 < claimed <= _indexed_packets(container, stream):
+        return claimed, None
     packets, demux_error = _count_packets(container, stream)
     if claimed <= 0:  # no count in the header (mkv, webm): the packets are the count
         claimed = packets
@@ -122,6 +149,13 @@ def _readable_frames(container, stream, claimed: int) -> tuple[int, str | None]:
         return readable, None
     cause = decode_error or demux_error or "the file ends early"
     return readable, f"the header claims {claimed} frames, {readable} can be read ({cause}); only those are used"
+
+
+def _indexed_packets(container, stream) -> int:
+    """Non-empty packets the index lists whose bytes lie inside the file (0 without an index):
+    a file cut short keeps an index at its start (MP4's moov) that points past its end."""
+    file_size = container.size
+    return sum(1 for entry in stream.index_entries if entry.size and entry.pos + entry.size <= file_size)
 
 
 def _count_packets(container, stream) -> tuple[int, str | None]:
@@ -194,10 +228,18 @@ def read_frames(
     ``short_side`` the frames are resized (aspect kept) as transformers' VideoMAE processor
     resizes them (see `resize_short_side`).
     """
+    with contextlib.closing(_open(path)) as container:
+        return _read_frames(container, path, indices, short_side)
+
+
+def _read_frames(
+    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], short_side: int | None
+) -> np.ndarray:
+    """`read_frames` on an open container."""
     reformatter = VideoReformatter()
     out = None
     with _errors_name(path):
-        for frames, rows in _decoded(path, indices, _CONVERT_BATCH):
+        for frames, rows in _decoded(container, path, indices, _CONVERT_BATCH):
             rgb = [_to_rgb(frame, None, reformatter) for frame in frames]
             if short_side is None:
                 converted = rgb
@@ -235,8 +277,8 @@ def read_clips(path: str | Path, clips: Sequence[tuple[Sequence[int], ClipWindow
     converters = [_WindowConverter(window) for _, window in clips]
     outs = [np.empty((n, 3, window.size, window.size), np.uint8) for n, (_, window) in zip(lengths, clips)]
     every_index = [index for indices, _ in clips for index in indices]
-    with _errors_name(path):
-        for (frame,), (rows,) in _decoded(path, every_index, 1):
+    with contextlib.closing(_open(path)) as container, _errors_name(path):
+        for (frame,), (rows,) in _decoded(container, path, every_index, 1):
             for clip, clip_rows in _rows_by_clip(rows, starts):
                 out = outs[clip]
                 converters[clip](frame, out[clip_rows[0]])
@@ -268,7 +310,7 @@ def _errors_name(path: str | Path):
 
 
 def _decoded(
-    path: str | Path, indices: Sequence[int], batch: int
+    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], batch: int
 ) -> Iterator[tuple[list[av.VideoFrame], list[list[int]]]]:
     """Decode the frames ``indices`` ask for, ``batch`` at a time, each with the output rows it fills."""
     if len(indices) == 0:
@@ -278,38 +320,56 @@ def _decoded(
         rows.setdefault(int(index), []).append(row)
     frames: list[av.VideoFrame] = []
     frame_rows: list[list[int]] = []
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        for frame, frame_indices in _wanted_frames(container, stream, sorted(rows), path):
-            wanted_rows = [row for index in frame_indices for row in rows[index]]
-            if frames and frame is frames[-1]:  # the last frame also serves the indices past the end
-                frame_rows[-1].extend(wanted_rows)
-                continue
-            if len(frames) == batch:
-                yield frames, frame_rows
-                frames, frame_rows = [], []
-            frames.append(frame)
-            frame_rows.append(wanted_rows)
-        if frames:
+    stream = container.streams.video[0]
+    for frame, frame_indices in _wanted_frames(container, stream, sorted(rows), path):
+        wanted_rows = [row for index in frame_indices for row in rows[index]]
+        if frames and frame is frames[-1]:  # the last frame also serves the indices past the end
+            frame_rows[-1].extend(wanted_rows)
+            continue
+        if len(frames) == batch:
             yield frames, frame_rows
-    finally:
-        container.close()
+            frames, frame_rows = [], []
+        frames.append(frame)
+        frame_rows.append(wanted_rows)
+    if frames:
+        yield frames, frame_rows
 
 
-# Wanted frames further apart than this are reached by a new seek rather than decoding the gap.
+# Without a keyframe index, wanted frames further apart than this are reached by a new seek
+# rather than decoding the gap.
 _SEEK_GAP_FRAMES = 150
+# With one, a seek is made when the keyframe it lands on skips more than this many frames that
+# decoding on would pass through (a seek flushes the decoder: worth it only past a few frames).
+_SEEK_SKIPS_FRAMES = 2
 
 
-def _segments(wanted: list[int]) -> list[list[int]]:
-    """Split sorted indices where the gap is long enough that seeking beats decoding through it."""
+def _segments(wanted: list[int], keyframes: list[int] | None) -> list[list[int]]:
+    """Split sorted indices where seeking beats decoding through the gap.
+
+    With the container's keyframe index, that is wherever a keyframe lies far enough past the
+    previous wanted frame: a segment clip spread over a whole video (8 frames of 175, a
+    keyframe every 12) then decodes ~50 frames instead of all of them.
+    """
     segments = [[wanted[0]]]
     for index in wanted[1:]:
-        if index - segments[-1][-1] > _SEEK_GAP_FRAMES:
+        previous = segments[-1][-1]
+        if keyframes is None:
+            seek = index - previous > _SEEK_GAP_FRAMES
+        else:
+            landing = keyframes[bisect.bisect_right(keyframes, index) - 1] if keyframes[0] <= index else 0
+            seek = landing - previous > _SEEK_SKIPS_FRAMES
+        if seek:
             segments.append([index])
         else:
             segments[-1].append(index)
     return segments
+
+
+def _keyframe_indices(stream, clock: _Clock) -> list[int] | None:
+    """Sorted frame indices of the keyframes in the container's index, or None when it has none
+    (the demuxer reads it with the header: AVI idx1, MP4 stss, MKV cues)."""
+    keyframes = sorted({clock.index_at(entry.timestamp) for entry in stream.index_entries if entry.is_keyframe})
+    return keyframes or None
 
 
 class _Clock:
@@ -325,7 +385,11 @@ class _Clock:
         """``round(t * fps)`` of the frame, or its decode count when it has no timestamp."""
         if frame.pts is None or not self.num:
             return count
-        return int(round((frame.pts - self.start) * self.num * self.fps / self.den))
+        return self.index_at(frame.pts)
+
+    def index_at(self, pts: int) -> int:
+        """``round(t * fps)`` of a timestamp."""
+        return int(round((pts - self.start) * self.num * self.fps / self.den))
 
     def pts(self, index: int) -> int:
         """The timestamp at which frame ``index`` starts."""
@@ -335,7 +399,8 @@ class _Clock:
 def _wanted_frames(container, stream, wanted: list[int], path) -> Iterator[tuple[av.VideoFrame, list[int]]]:
     """Yield (frame, the wanted indices it serves), in order, one seek per far-apart run of indices."""
     clock = _Clock(stream)
-    for segment in _segments(wanted):
+    keyframes = _keyframe_indices(stream, clock) if clock.num else None
+    for segment in _segments(wanted, keyframes):
         yield from _decode_segment(container, stream, segment, clock, path)
 
 

@@ -12,8 +12,21 @@ from rich.table import Table
 from vidcls.cli._app import DeviceOption, WorkersOption, app, console_err
 
 
+def _prediction_table(result: dict) -> Table:
+    load = result["load_average"]
+    title = (f"prediction, {result['settings']['videos']} videos, {result['settings']['torch_threads']} torch threads "
+             f"(load {load['before'][0]:.1f} -> {load['after'][0]:.1f})")
+    table = Table(title=title, title_justify="left")
+    for column in ("way", "ms/video", "CPU ms/video", "x pipeline", "top-1 agree"):
+        table.add_column(column, justify="left" if column == "way" else "right")
+    for name, row in result["prediction"].items():
+        table.add_row(name, f"{row['ms_per_video']:.2f}", f"{row['cpu_ms_per_video']:.2f}",
+                      f"{row['speedup_vs_pipeline']:.2f}", f"{row['top1_agree']:.3f}")
+    return table
+
+
 def _targets_table(result: dict) -> Table:
-    table = Table(title="issue 5 targets", title_justify="left")
+    table = Table(title="targets", title_justify="left")
     for column in ("figure", "value", "target", "result"):
         table.add_column(column, justify="right" if column == "value" else "left")
     for name, target in result["targets"].items():
@@ -36,7 +49,7 @@ def benchmark(
     ] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the full result to this file.")] = None,
 ) -> None:
-    """Measure loader clips/s, training data wait and predict vs transformers' pipeline; JSON on stdout."""
+    """Measure loader clips/s, training data wait and predict (torch, onnxruntime) vs transformers' pipeline; JSON on stdout."""
     from vidcls.benchmarking import run_benchmark  # torch loads only when a command needs it
 
     with console_err.status("Benchmarking (a few minutes)..."):
@@ -48,4 +61,5 @@ def benchmark(
     if json_out:
         json_out.write_text(text + "\n")
     typer.echo(text)
-    console_err.print(_targets_table(result))  # stderr: stdout stays pure JSON
+    console_err.print(_prediction_table(result))  # stderr: stdout stays pure JSON
+    console_err.print(_targets_table(result))

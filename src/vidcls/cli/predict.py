@@ -53,6 +53,9 @@ def predict(
     crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
     sampling: SamplingOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
+    batch_size: Annotated[
+        Optional[int], typer.Option(min=1, help="Videos per forward, the next ones decoded meanwhile (default: 4).")
+    ] = None,
     device: DeviceOption = None,
     engine: EngineOption = "local",
     manifest: Annotated[
@@ -77,7 +80,10 @@ def predict(
         raise typer.BadParameter("give video files or folders; --manifest and --output go with --engine ray")
     from vidcls.prediction import iter_predict  # torch loads only when a command needs it
 
-    results = iter_predict(model, paths, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling, device=device)
+    results = iter_predict(
+        model, paths, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling, batch_size=batch_size,
+        device=device,
+    )
     predicted, failed = [], 0
     for result in results:
         if "error" in result:
