@@ -59,7 +59,7 @@ def score_loader(model: torch.nn.Module, loader, spec: ClipSpec, progress: bool 
     """Score every video of a `collate_eval` loader: probabilities (videos, classes), their dataset
     positions, and the samples that failed to decode. Validation and `evaluate` share it."""
     probabilities, positions, failed = [], [], []
-    for views, batch_positions, batch_failed in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+    for views, batch_positions, batch_failed in tqdm(loader, desc="evaluate", unit="batch", disable=None if progress else True):
         if views is not None:
             probabilities.append(video_probabilities(model, views, spec))
             positions.extend(batch_positions)

@@ -328,7 +328,7 @@ class BatchPredictionSummary:
 def predict_to_parquet(
     model: str, manifest: str, output: str, *, top_k: int = DEFAULT_TOP_K, clips: int = DEFAULT_CLIPS,
     crops: int = 1, window: float | None = None, sampling: Sampling | None = None, workers: int | None = None,
-    part_size: int = DEFAULT_PART_SIZE, batch_size: int = SCORE_BATCH, device: str | None = None,
+    part_size: int = DEFAULT_PART_SIZE, batch_size: int | None = None, device: str | None = None,
     address: str | None = None,
 ) -> BatchPredictionSummary:
     """Predict every file of ``manifest`` on Ray into the Parquet directory ``output`` (see the
@@ -347,7 +347,8 @@ def predict_to_parquet(
         classifier = VideoClassifier(model, "cpu")  # the driver's copy: labels and clip settings
         spec = replace(classifier.spec, sampling=sampling) if sampling else classifier.spec
         scored = score_paths(
-            model, spec, todo, clips=clips, crops=crops, window=window, workers=workers, device=device, batch_size=batch_size
+            model, spec, todo, clips=clips, crops=crops, window=window, workers=workers, device=device,
+            batch_size=batch_size or SCORE_BATCH,
         )
         for result in scored:
             rows.append(prediction_row(classifier, result, top_k, window))

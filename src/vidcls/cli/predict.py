@@ -54,7 +54,8 @@ def predict(
     sampling: SamplingOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
     batch_size: Annotated[
-        Optional[int], typer.Option(min=1, help="Videos per forward, the next ones decoded meanwhile (default: 4).")
+        Optional[int],
+        typer.Option(min=1, help="Videos per forward, the next ones decoded meanwhile (default: 4; 8 with --engine ray)."),
     ] = None,
     device: DeviceOption = None,
     engine: EngineOption = "local",
@@ -66,7 +67,6 @@ def predict(
     ] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="With --engine ray: model copies (default: one per GPU, else 1).")] = None,
     part_size: Annotated[int, typer.Option(min=1, help="With --engine ray: rows per Parquet part (what a kill can lose).")] = 256,
-    batch_size: Annotated[int, typer.Option(min=1, help="With --engine ray: videos per forward.")] = 8,
     ray_address: RayAddressOption = None,
 ) -> None:
     """Classify videos; files that cannot be read are named on stderr and make the exit status 1.
