@@ -174,3 +174,23 @@ def test_validation_batches_are_kept_after_the_first_pass_when_they_fit(tmp_path
         assert all(torch.equal(a, b) for a, (b, _) in zip(first, second, strict=True))
     else:
         assert all(views is None and failed for views, failed in second)
+
+
+def test_a_batch_holds_each_video_s_clips_side_by_side(motion_dataset):
+    from torch.utils.data import DataLoader
+
+    from vidcls.datasets import EpochSampler, collate_train
+
+    index = discover_dataset(motion_dataset)
+    spec = create_model("tiny", index.labels).spec
+    records = index.split("train")
+    dataset = TrainClipDataset(records, index.label2id, spec, flip=False, clips_per_video=2)
+    sampler = EpochSampler(len(dataset), seed=0)
+    sampler.set_epoch(1)
+    clips, labels = next(iter(DataLoader(dataset, batch_size=3, sampler=sampler, collate_fn=collate_train)))
+    assert clips.shape == (6, 8, 3, 64, 64) and labels.tolist()[::2] == labels.tolist()[1::2]
+    keys = list(sampler)[:3]
+    for pair, key in enumerate(keys):
+        alone = dataset[key][0]  # the same key draws the same two clips
+        assert torch.equal(clips[2 * pair : 2 * pair + 2], alone)
+        assert not torch.equal(alone[0], alone[1])  # two different draws of one video

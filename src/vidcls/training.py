@@ -74,7 +74,7 @@ class TrainConfig:
     sample_rate: int | None = None
     sampling: str | None = None  # None: segment, or what a model directory was trained with
     label_smoothing: float = 0.1
-    clips_per_video: int = 1  # clips of one video per batch, decoded together (see TrainClipDataset)
+    clips_per_video: int = 1  # clips of one video in a batch, decoded together (see TrainClipDataset)
     workers: int | None = None  # None: one per core, at most 4
     seed: int = 0
     flip: bool = True
@@ -314,7 +314,8 @@ def train_one_epoch(
     model.train()
     losses, clips, wait = [], 0, 0.0
     start = fetch_start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
+    # disable=None: no bar when stderr is not a terminal, where every redraw would be a line of the log.
+    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=None if progress else True, leave=False)
     for micro_batches in optimizer_steps(bar, grad_accum):
         wait += time.perf_counter() - fetch_start
         losses.append(accumulate_gradients(model, micro_batches, spec, device, label_smoothing))

@@ -39,7 +39,7 @@ def train(
     ] = None,
     label_smoothing: Annotated[float, typer.Option(min=0, max=0.9, help="Label smoothing of the loss.")] = 0.1,
     clips_per_video: Annotated[
-        int, typer.Option(min=1, help="Random clips of each video per epoch, decoded in one pass (repeated augmentation).")
+        int, typer.Option(min=1, help="Random clips of each video per epoch, decoded in one pass, side by side in a batch.")
     ] = 1,
     workers: WorkersOption = None,
     seed: int = 0,
