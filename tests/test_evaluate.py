@@ -107,7 +107,7 @@ def test_sampling_can_be_overridden(loaded, broken_dataset):
 def test_dataset_class_unknown_to_the_model_is_refused_before_decoding(loaded, broken_dataset, tmp_path, monkeypatch):
     shutil.copytree(broken_dataset[0] / "test", tmp_path / "test")
     shutil.copytree(broken_dataset[0] / "test" / "MoveUp", tmp_path / "train" / "Jump")
-    monkeypatch.setattr("vidcls.preprocess.read_frames", lambda *a, **k: pytest.fail("decoded before the check"))
+    monkeypatch.setattr("vidcls.preprocess.read_video", lambda *a, **k: pytest.fail("decoded before the check"))
     with pytest.raises(ModelError, match="Jump"):
         evaluate(loaded, tmp_path, split="test", workers=0)
 
