@@ -66,8 +66,15 @@ def test_eval_on_another_split_leaves_the_card_alone(trained_model, broken_datas
 def test_training_command_reproduces_the_run():
     config = TrainConfig(data="data", output="runs/x", model="MCG-NJU/videomae-base", epochs=5, flip=False, resume=True)
     assert training_command(config) == "vidcls train data --output runs/x --model MCG-NJU/videomae-base --epochs 5 --no-flip"
+    assert training_command(config, world_size=2).startswith("torchrun --standalone --nproc-per-node 2 -m vidcls train data ")
     config = TrainConfig(data="my data", output="out", val_ratio=0.2)
     assert training_command(config) == "import vidcls\n\nvidcls.train('my data', 'out', model='motion', val_ratio=0.2)"
+
+
+def test_a_run_on_several_machines_is_reproduced_with_torchrun_per_machine(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun sets it: processes on this machine
+    command = training_command(TrainConfig(data="data", output="m"), world_size=8)
+    assert command.startswith("torchrun --nnodes 2 --nproc-per-node 4 -m vidcls train data --output m")
 
 
 def test_base_model_and_licence_follow_where_the_weights_came_from(trained_model):

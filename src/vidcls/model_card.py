@@ -43,9 +43,11 @@ API_ONLY = ("weight_decay", "warmup_ratio", "val_ratio", "test_ratio")
 
 
 def write_model_card(
-    model_dir: str | Path, config: TrainConfig, index: DatasetIndex, spec: ClipSpec, state: dict, device: torch.device
+    model_dir: str | Path, config: TrainConfig, index: DatasetIndex, spec: ClipSpec, state: dict, device: torch.device,
+    world_size: int = 1,
 ) -> Path:
-    """Write README.md for the run that just finished (``state``: training's epoch bookkeeping)."""
+    """Write README.md for the run that just finished (``state``: training's epoch bookkeeping;
+    ``world_size``: the processes torchrun started, 1 without it)."""
     model_dir = Path(model_dir)
     base = base_model(config.model)
     data_name = index.root.name
@@ -66,7 +68,7 @@ def write_model_card(
         f"## Test scores\n\n{TEST_START}\nNot measured yet: `vidcls eval {config.output} {config.data}` writes them "
         f"here.\n{TEST_END}",
         _frames_section(spec),
-        _training_section(config, state, device),
+        _training_section(config, state, device, world_size),
         f"## Licence\n\n{licence_note(config.model)}",
         _usage_section(config.output, spec, remote_code=(model_dir / MOTION_CNN_CODE).is_file()),
     ]
@@ -133,9 +135,19 @@ def licence_note(name: str) -> str:
     return note
 
 
-def training_command(config: TrainConfig) -> str:
-    """What reproduces the run: `vidcls train` with the options that differ from the defaults, or
-    Python code when a setting the CLI does not expose was changed."""
+def launcher(world_size: int) -> list[str]:
+    """The torchrun words that start as many processes per machine as this run had (none for one)."""
+    if world_size == 1:
+        return []
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    nodes = ["--standalone"] if per_node == world_size else ["--nnodes", str(world_size // per_node)]
+    return ["torchrun", *nodes, "--nproc-per-node", str(per_node), "-m"]
+
+
+def training_command(config: TrainConfig, world_size: int = 1) -> str:
+    """What reproduces the run: `vidcls train` with the options that differ from the defaults
+    (under torchrun when it ran there), or Python code when a setting the CLI does not expose was
+    changed."""
     changed = {
         f.name: getattr(config, f.name) for f in fields(config)
         if f.name not in RUN_ONLY and (getattr(config, f.name) != f.default or f.name == "model")
@@ -143,7 +155,7 @@ def training_command(config: TrainConfig) -> str:
     if any(name in API_ONLY for name in changed):
         arguments = ", ".join([repr(config.data), repr(config.output)] + [f"{k}={v!r}" for k, v in changed.items()])
         return f"import vidcls\n\nvidcls.train({arguments})"
-    words = ["vidcls", "train", config.data, "--output", config.output]
+    words = [*launcher(world_size), "vidcls", "train", config.data, "--output", config.output]
     for name, value in changed.items():
         option = "--" + name.replace("_", "-")
         words += [option] if value is True else ["--no-" + option[2:]] if value is False else [option, str(value)]
@@ -243,16 +255,16 @@ def _frames_section(spec: ClipSpec) -> str:
             + markdown_table(("", "value"), rows))
 
 
-def _training_section(config: TrainConfig, state: dict, device: torch.device) -> str:
+def _training_section(config: TrainConfig, state: dict, device: torch.device, world_size: int) -> str:
     seconds = sum(row["epoch_seconds"] for row in state["history"])
     rows = [
         ("epochs run", state["epoch"]),
         ("training time", f"{seconds / 60:.1f} min (training passes; validation not counted)"),
-        ("hardware", hardware(device)),
+        ("hardware", hardware(device) + (f"; {world_size} processes (torchrun)" if world_size > 1 else "")),
         ("software", f"vidcls {vidcls.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"),
     ]
-    command = training_command(config)
-    language = "bash" if command.startswith("vidcls ") else "python"
+    command = training_command(config, world_size)
+    language = "python" if command.startswith("import ") else "bash"
     return (f"## Training\n\n```{language}\n{command}\n```\n\nEvery setting, resolved: "
             "`train_args.json`; loss and accuracy per epoch: `metrics.jsonl`, `training_curve.png`.\n\n"
             + markdown_table(("", "value"), rows))

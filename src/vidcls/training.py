@@ -427,7 +427,7 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
             logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
             break
     if processes.is_main:
-        write_model_card(output, config, index, loaded.spec, state, device)
+        write_model_card(output, config, index, loaded.spec, state, device, processes.world_size)
     processes.barrier()  # the others finish only once the model is whole on disk
     return TrainResult(
         output=str(output), best_epoch=state["best_epoch"], best_val_accuracy=state["best_val_accuracy"],
