@@ -33,11 +33,9 @@ class MotionCNNConfig(PretrainedConfig):
         num_channels: int = 3,
         hidden_sizes: tuple[int, ...] = (24, 48, 96, 128),
         dropout: float = 0.1,
-        difference_spans: tuple[int, ...] = (1,),
         **kwargs,
     ) -> None:
         self.num_frames = num_frames
-        self.difference_spans = list(difference_spans)
         self.image_size = image_size
         self.num_channels = num_channels
         self.hidden_sizes = list(hidden_sizes)
@@ -55,12 +53,6 @@ def _block(in_channels: int, out_channels: int, temporal_stride: int, kernel: tu
     )
 
 
-def _difference(clips: torch.Tensor, span: int) -> torch.Tensor:
-    """Each frame minus the frame ``span`` frames before it (zero where there is none)."""
-    span = min(span, clips.shape[2])
-    return torch.cat([torch.zeros_like(clips[:, :, :span]), clips[:, :, span:] - clips[:, :, :-span]], dim=2)
-
-
 class MotionCNNForVideoClassification(PreTrainedModel):
     """pixel_values (batch, frames, channels, height, width), normalised as VideoMAE's -> logits.
 
@@ -74,7 +66,7 @@ class MotionCNNForVideoClassification(PreTrainedModel):
 
     def __init__(self, config: MotionCNNConfig) -> None:
         super().__init__(config)
-        widths = [(1 + len(config.difference_spans)) * config.num_channels, *config.hidden_sizes]
+        widths = [2 * config.num_channels, *config.hidden_sizes]
         strides = [1] * (len(config.hidden_sizes) - 2) + [2, 2]
         # The first block is spatial only: the difference channels already carry the motion.
         kernels = [(1, 5, 5)] + [(3, 3, 3)] * (len(config.hidden_sizes) - 1)
@@ -99,8 +91,8 @@ class MotionCNNForVideoClassification(PreTrainedModel):
         self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
     ) -> ImageClassifierOutput:
         clips = pixel_values.transpose(1, 2)  # (batch, channels, frames, height, width)
-        motion = [_difference(clips, span) for span in self.config.difference_spans]
-        features = self.features(torch.cat([clips, *motion], dim=1)).flatten(2)
+        motion = torch.cat([torch.zeros_like(clips[:, :, :1]), clips[:, :, 1:] - clips[:, :, :-1]], dim=2)
+        features = self.features(torch.cat([clips, motion], dim=1)).flatten(2)
         # Max pooling finds a small moving object anywhere; the mean keeps the whole scene's say.
         features = torch.cat([features.amax(dim=2), features.mean(dim=2)], dim=1)
         logits = self.classifier(self.dropout(features))
