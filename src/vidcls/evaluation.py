@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,7 @@ def evaluate(
     if clips < 1:
         raise VidclsError(f"clips must be at least 1, got {clips}")
     loaded = model if isinstance(model, LoadedModel) else load_model(str(model), pick_device(device))
-    spec = replace(loaded.spec, sampling=sampling) if sampling else loaded.spec
+    spec = loaded.spec.sampled_as(sampling)
     index = discover_dataset(data, model_dir=loaded.name)
     records = index.split(split)
     check_labels(index.labels, loaded)

@@ -19,7 +19,7 @@ import itertools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -72,8 +72,7 @@ class VideoClassifier:
     ) -> VideoViews:
         """The video's uint8 views, as the model was trained to see them (``sampling`` overrides);
         ``info`` when the file was already probed."""
-        spec = replace(self.spec, sampling=sampling) if sampling else self.spec
-        return video_views(path, spec, clips=clips, crops=crops, window=window, info=info)
+        return video_views(path, self.spec.sampled_as(sampling), clips=clips, crops=crops, window=window, info=info)
 
     def postprocess(self, probabilities: torch.Tensor, top_k: int) -> list[dict]:
         """Probabilities for one video -> [{"label", "score"}], best first."""

@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -345,9 +345,8 @@ def predict_to_parquet(
     if todo:
         connect(address)
         classifier = VideoClassifier(model, "cpu")  # the driver's copy: labels and clip settings
-        spec = replace(classifier.spec, sampling=sampling) if sampling else classifier.spec
         scored = score_paths(
-            model, spec, todo, clips=clips, crops=crops, window=window, workers=workers, device=device,
+            model, classifier.spec.sampled_as(sampling), todo, clips=clips, crops=crops, window=window, workers=workers, device=device,
             batch_size=batch_size or SCORE_BATCH,
         )
         for result in scored:

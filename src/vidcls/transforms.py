@@ -9,7 +9,7 @@ before decoding, and the decoder (`video_io.read_clip`) produces just those pixe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -38,6 +38,10 @@ class ClipSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     sampling: str = DEFAULT_SAMPLING  # see `vidcls.sampling`
+
+    def sampled_as(self, sampling: str | None) -> ClipSpec:
+        """This spec with another sampling when one is asked for (a --sampling override), else itself."""
+        return replace(self, sampling=sampling) if sampling else self
 
 
 def _crop(frames: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
