@@ -237,7 +237,8 @@ def resolve_epochs(epochs: int | None, from_scratch: bool, steps_per_epoch: int)
     A model trained from scratch needs a number of optimizer steps, not of epochs: on a small
     dataset 10 epochs are a few dozen steps, far too few. The `motion` preset on cluttered motion
     (264 training clips, batch 8) passes 0.9 validation accuracy after about 600 steps and peaks
-    between 1,000 and 1,500 (benchmarks/quality.md); 1,500 steps take about 6 minutes on 2 cores.
+    between 1,000 and 1,500 (benchmarks/quality.md); 1,500 steps take 6 to 12 minutes on 2
+    cores (MPEG-4 AVI to H.264, whose segment clips cost more to decode).
     """
     if epochs:
         return epochs
