@@ -135,6 +135,22 @@ def test_a_video_that_breaks_mid_training_is_replaced(motion_dataset, tmp_path, 
     assert str(broken) in caplog.text
 
 
+def test_training_clips_are_the_same_from_kept_videos(motion_dataset, tmp_path):
+    import shutil
+
+    index = discover_dataset(shutil.copytree(motion_dataset, tmp_path / "data"))
+    records, spec = index.split("train")[:3], create_model("motion", index.labels).spec
+    keys = [(i, 0, epoch) for epoch in (1, 2) for i in range(3)]  # (index, seed, epoch)
+    decoded = [TrainClipDataset(records, index.label2id, spec)[key] for key in keys]
+    kept = TrainClipDataset(records, index.label2id, spec, kept_bytes=1 << 30)
+    first_epoch = [kept[key] for key in keys[:3]]
+    assert len(kept.kept.videos) == 3
+    shutil.rmtree(tmp_path / "data")  # the second epoch reads no file
+    for (clips, label), (reference, reference_label) in zip(first_epoch + [kept[key] for key in keys[3:]], decoded):
+        assert label == reference_label and torch.equal(clips, reference)
+    assert not torch.equal(decoded[0][0], decoded[3][0])  # epochs draw other clips
+
+
 def test_cli_train_names_bad_files_and_exits_zero(broken_dataset, tmp_path):
     root, bad_paths = broken_dataset
     command = VIDCLS + ["train", str(root), "-o", str(tmp_path / "cli"), "--epochs", "1", "--batch-size", "6",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from vidcls.errors import VideoReadError
 from vidcls.video_files import is_video_file
 from vidcls.video_io import (
     ClipWindow,
+    KeptVideos,
     _to_rgb,
+    cut_clips,
     probe_video,
+    read_all_frames,
     read_clip,
     read_clips,
     read_frames,
@@ -211,6 +215,44 @@ def test_read_clips_decodes_once_and_equals_each_clip_read_alone(long_video):
     for clip, (indices, window) in zip(together, [first, second]):
         np.testing.assert_array_equal(clip, read_clip(long_video, indices, window))
     assert [label_of(frame[:, :, ::-1], channels_first=True) for frame in together[1]] == [62, 62, 100, 199]  # unflipped
+
+
+# Two training clips of `long_video` (64x48), read after shrinking frames to a 40 px short side.
+KEPT_CLIPS = [
+    (list(range(60, 124, 4)), ClipWindow(short_side=36, top=2, left=8, size=32)),
+    ([62, 62, 199, 250], ClipWindow(short_side=40, top=0, left=10, size=32, flip=True)),  # repeat, last, past the end
+]
+
+
+def test_kept_frames_cut_the_clips_a_decode_reads(long_video):
+    decoded = read_clips(long_video, KEPT_CLIPS, shrink_to=40)
+    frames = read_all_frames(long_video, NUM_FRAMES, shrink_to=40)
+    assert len(frames) == NUM_FRAMES and (frames[0].width, frames[0].height) == (53, 40)
+    for from_file, from_memory in zip(decoded, cut_clips(frames, KEPT_CLIPS), strict=True):
+        np.testing.assert_array_equal(from_file, from_memory)
+    assert [label_of(frame, channels_first=True) for frame in decoded[0]] == KEPT_CLIPS[0][0]
+    assert [label_of(frame[:, :, ::-1], channels_first=True) for frame in decoded[1]] == [62, 62, 199, 199]
+
+
+def test_kept_videos_decode_a_video_once_within_their_budget(tmp_path, long_video):
+    kept_path, other_path, long_path = (tmp_path / name for name in ("kept.avi", "other.avi", "long.avi"))
+    for path in (kept_path, other_path, long_path):
+        path.write_bytes(long_video.read_bytes())
+    info = probe_video(long_video)
+    budget = NUM_FRAMES * 53 * 40 * 3 // 2 * 3 // 2  # 1.5 videos of 4:2:0 frames at 53x40 (rows are padded)
+    longer = dataclasses.replace(info, num_frames=NUM_FRAMES + 1)
+    kept = KeptVideos(budget, max_frames=NUM_FRAMES)
+    kept.read_clips(long_path, longer, KEPT_CLIPS, 40)  # more frames than max_frames: never kept
+    first = kept.read_clips(kept_path, info, KEPT_CLIPS, 40)
+    kept.read_clips(other_path, info, KEPT_CLIPS, 40)  # past the budget
+    assert list(kept.videos) == [str(kept_path)] and 0 < kept.used <= budget
+    for path in (kept_path, other_path, long_path):
+        path.unlink()
+    for from_memory, from_file in zip(kept.read_clips(kept_path, info, KEPT_CLIPS, 40), first, strict=True):
+        np.testing.assert_array_equal(from_memory, from_file)
+    for path, path_info in ((other_path, info), (long_path, longer)):
+        with pytest.raises(VideoReadError):
+            kept.read_clips(path, path_info, KEPT_CLIPS, 40)
 
 
 def test_read_clip_window_position_and_flip(tmp_path):

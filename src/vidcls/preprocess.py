@@ -17,7 +17,7 @@ import torch
 
 from vidcls.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
 from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
-from vidcls.video_io import VideoInfo, read_clips, read_video
+from vidcls.video_io import KeptVideos, VideoInfo, read_clips, read_video
 
 
 @dataclass
@@ -40,14 +40,19 @@ def train_views(
     transform: TrainTransform,
     rng: np.random.Generator,
     count: int = 1,
+    kept: KeptVideos | None = None,
 ) -> torch.Tensor:
     """``count`` random training clips of one video, uint8 (count, T, C, H, W), decoded in one
-    pass: each clip's frames, scale, crop and flip drawn by ``rng``, in that order."""
+    pass (or cut from ``kept`` frames): each clip's frames, scale, crop and flip drawn by
+    ``rng``, in that order. Frames are first scaled down to the largest short side training
+    uses, whether kept or not, so a clip's pixels never depend on what memory held."""
     draws = [
         (train_clip_indices(info.num_frames, spec, rng), transform.sample_window(info.width, info.height, rng))
         for _ in range(count)
     ]
-    return torch.stack([torch.from_numpy(clip) for clip in read_clips(path, draws)])
+    shrink_to = transform.short_side_range[1]
+    clips = kept.read_clips(path, info, draws, shrink_to) if kept else read_clips(path, draws, shrink_to)
+    return torch.stack([torch.from_numpy(clip) for clip in clips])
 
 
 def video_views(

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from vidcls import distributed
 from vidcls.datasets import (
     EpochSampler, EvalClipDataset, KeptBatches, TrainClipDataset, collate_eval, collate_train, default_workers,
+    kept_video_budget,
 )
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
@@ -212,7 +213,8 @@ def build_loaders(
     clips = micro_batch_size(config.batch_size, processes.world_size, config.grad_accum, config.clips_per_video)
     common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda")
     train_set = TrainClipDataset(
-        index.split("train"), index.label2id, loaded.spec, flip=config.flip, clips_per_video=config.clips_per_video
+        index.split("train"), index.label2id, loaded.spec, flip=config.flip, clips_per_video=config.clips_per_video,
+        kept_bytes=kept_video_budget(workers),
     )
     sampler = EpochSampler(len(train_set), config.seed, processes.rank, processes.world_size)
     # Its own generator, so creating worker seeds never draws from the global torch RNG.
