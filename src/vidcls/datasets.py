@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 20
 # Memory for training videos kept decoded (`KeptVideos`), over all loader processes: at most
 # 4 GiB or an eighth of the machine's memory. Kept frames are scaled to the largest training
-# short side: a 3 s 30 fps clip is 2.7 MB for the `motion` preset (96 px crops), 19 MB for
-# VideoMAE's 224 px (from 320x240 sources).
+# short side: a 3 s 30 fps 256x192 clip is 3.5 MB for the `motion` preset (112 px crops), a
+# 7 s 25 fps 320x240 one 20 MB for VideoMAE's 224 px.
 MAX_KEPT_VIDEO_BYTES = 4 << 30
 # Longer videos are decoded per clip: keeping one costs decoding all of its frames once.
 MAX_KEPT_VIDEO_FRAMES = 600

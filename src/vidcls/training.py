@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 DEFAULT_FINE_TUNE_EPOCHS = 10
-MIN_SCRATCH_STEPS = 1500
+MIN_SCRATCH_STEPS = 3000
 MAX_AUTO_EPOCHS = 300
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "training_curve.png"
@@ -238,9 +238,10 @@ def resolve_epochs(epochs: int | None, from_scratch: bool, steps_per_epoch: int)
 
     A model trained from scratch needs a number of optimizer steps, not of epochs: on a small
     dataset 10 epochs are a few dozen steps, far too few. The `motion` preset on cluttered motion
-    (264 training clips, batch 8) passes 0.9 validation accuracy after about 600 steps and peaks
-    between 1,000 and 1,500 (benchmarks/quality.md); 1,500 steps take 6 to 12 minutes on 2
-    cores (MPEG-4 AVI to H.264, whose segment clips cost more to decode).
+    (264 training clips, batch 8) passes 0.9 validation accuracy after about 600 steps and tells
+    a growing object from a shrinking one on held-out videos only after 1,500 to 3,000
+    (benchmarks/quality.md); 3,000 steps take about 8 minutes on 2 cores once the training
+    videos are kept decoded in memory (`video_io.KeptVideos`).
     """
     if epochs:
         return epochs

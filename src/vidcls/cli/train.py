@@ -21,7 +21,7 @@ def train(
         str, typer.Option(help="Preset (motion: a small motion CNN; tiny, base: VideoMAE), local model directory or hub id.")
     ] = "motion",
     epochs: Annotated[
-        Optional[int], typer.Option(min=1, help="(default: 10 to fine-tune; from scratch, enough for 1,500 optimizer steps)")
+        Optional[int], typer.Option(min=1, help="(default: 10 to fine-tune; from scratch, enough for 3,000 optimizer steps)")
     ] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Clips per optimizer step, over all processes (torchrun) and --grad-accum micro-batches.")
