@@ -19,7 +19,7 @@ from vidcls.datasets import TrainClipDataset
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.layout import discover_dataset
 from vidcls.models import create_model
-from vidcls.training import CHECKPOINT, METRICS_FILE, TrainConfig, train
+from vidcls.training import CHECKPOINT, METRICS_FILE, TrainConfig, _record_epoch, train
 
 VIDCLS = [sys.executable, "-m", "vidcls.cli"]
 pytestmark = pytest.mark.slow  # every test here trains a model
@@ -149,6 +149,24 @@ def test_training_clips_are_the_same_from_kept_videos(motion_dataset, tmp_path):
     for (clips, label), (reference, reference_label) in zip(first_epoch + [kept[key] for key in keys[3:]], decoded):
         assert label == reference_label and torch.equal(clips, reference)
     assert not torch.equal(decoded[0][0], decoded[3][0])  # epochs draw other clips
+
+
+def _best_epochs(accuracies: list[float | None]) -> list[int]:
+    """The best epoch after each epoch, for these validation accuracies (None: no val split)."""
+    state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
+    best = []
+    for epoch, accuracy in enumerate(accuracies, 1):
+        _record_epoch(state, {"epoch": epoch} if accuracy is None else {"epoch": epoch, "val_accuracy": accuracy})
+        best.append(state["best_epoch"])
+    return best
+
+
+def test_the_kept_epoch_is_the_best_over_neighbouring_epochs_not_a_lone_spike():
+    # Epoch 3 alone is the highest, but 7-9 are as good averaged over three epochs, and later.
+    assert _best_epochs([0.5, 0.8, 1.0, 0.8, 0.9, 0.9, 0.96, 0.96, 0.96, 0.9]) == [1, 2, 3, 4, 5, 5, 7, 8, 9, 9]
+    nan = float("nan")
+    assert _best_epochs([nan, nan, 0.5, 0.4]) == [1, 1, 3, 3]  # unreadable val videos never win, but epoch 1 is saved
+    assert _best_epochs([None, None]) == [1, 2]  # without a val split the last epoch is kept
 
 
 def test_cli_train_names_bad_files_and_exits_zero(broken_dataset, tmp_path):

@@ -217,7 +217,8 @@ def _validation_section(state: dict) -> str:
     rows = [
         ("top-1 accuracy", percent(accuracy)),
         ("views per video", f"{VALIDATION_VIEWS} (the centre clip)"),
-        ("saved epoch (best val accuracy)", f"{state['best_epoch']} of {state['epoch']}"),
+        ("saved epoch", f"{state['best_epoch']} of {state['epoch']} (the best `val_accuracy_smoothed` in "
+                        "metrics.jsonl: val accuracy averaged with the epochs just before; the later on a tie)"),
     ]
     return "## Validation scores\n\nMeasured during training.\n\n" + markdown_table(("", "value"), rows)
 
