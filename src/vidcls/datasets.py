@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
+import psutil
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -38,8 +39,7 @@ MAX_KEPT_VIDEO_FRAMES = 600
 
 def kept_video_budget(workers: int) -> int:
     """Bytes of kept training videos per loader process (each keeps the videos it reads)."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
-    return min(MAX_KEPT_VIDEO_BYTES, memory // 8) // max(1, workers)
+    return min(MAX_KEPT_VIDEO_BYTES, psutil.virtual_memory().total // 8) // max(1, workers)
 
 
 def default_workers() -> int:
