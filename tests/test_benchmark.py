@@ -17,7 +17,6 @@ FIGURES = (
 TARGETS = ("loader_clips_per_s", "predict_speedup_vs_pipeline", "top1_agree", "data_wait_fraction",
            "predict_onnx_speedup_vs_pipeline")
 PREDICT_ROWS = ("predict", "predict_onnx", "predict_one_by_one", "pipeline")
-pytestmark = pytest.mark.slow  # every test here trains or benchmarks a model
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +33,7 @@ def result(tiny_data) -> dict:
     return run_benchmark(tiny_data, "tiny", videos=4, batches=2, warmup_batches=1, batch_size=2, workers=0)
 
 
+@pytest.mark.slow  # benchmarks a model
 def test_result_has_every_figure_and_sane_values(result):
     for key in FIGURES:
         assert isinstance(result[key], float), key
@@ -52,6 +52,7 @@ def test_result_has_every_figure_and_sane_values(result):
     assert result["prediction"]["pipeline"]["top1_agree"] == 1.0  # itself
 
 
+@pytest.mark.slow  # benchmarks a model
 def test_result_records_machine_and_settings(result):
     assert result["torch"] and result["device"] == "cpu" and result["cores"] >= 1
     settings = result["settings"]
@@ -65,6 +66,7 @@ def test_result_records_machine_and_settings(result):
     json.dumps(result)  # plain data
 
 
+@pytest.mark.slow  # benchmarks a model
 def test_every_target_has_a_verdict(result):
     assert set(result["targets"]) == set(TARGETS)
     for target in result["targets"].values():
@@ -87,6 +89,7 @@ def test_select_records_takes_classes_in_turn(tiny_data):
     assert [r.label for r in records] == ["MoveLeft", "MoveRight", "MoveLeft"]
 
 
+@pytest.mark.slow  # benchmarks a model
 def test_cli_prints_json_and_writes_the_file(tiny_data, tmp_path):
     from typer.testing import CliRunner
 

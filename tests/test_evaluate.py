@@ -145,9 +145,10 @@ def test_metrics_match_scikit_learn():
 
 
 def test_cli_eval_prints_figures_names_failures_and_writes_outputs(trained_model, broken_dataset, tmp_path):
+    model = shutil.copytree(trained_model, tmp_path / "model")  # the CLI updates the model card: not the shared one
     out = tmp_path / "eval.json"
     result = CliRunner().invoke(app, [
-        "eval", str(trained_model), str(broken_dataset[0]), "--split", "val", "--workers", "0",
+        "eval", str(model), str(broken_dataset[0]), "--split", "val", "--workers", "0",
         "--json", str(out), "--report", str(tmp_path / "report"),
     ])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,48 @@
+"""Policies that decide a run without running it: split sizes and what a resume keeps. Pure and fast."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from vidcls.layout import _split_counts
+from vidcls.training import TrainConfig, resumed_config, write_train_args
+
+
+@pytest.mark.parametrize(("units", "val_ratio", "test_ratio", "expected"), [
+    (20, 0.1, 0.2, (2, 4)),  # the ratios, rounded
+    (5, 0.1, 0.1, (1, 1)),  # a non-zero ratio gets at least one unit
+    (3, 0.3, 0.3, (1, 1)),  # train keeps one
+    (2, 0.3, 0.3, (1, 0)),  # too few to give each split one: test gives way first, train keeps one
+    (10, 0.0, 0.2, (0, 2)),  # a zero ratio gets none
+])
+def test_split_counts(units, val_ratio, test_ratio, expected):
+    assert _split_counts(units, val_ratio, test_ratio) == expected
+
+
+def test_every_split_count_leaves_train_a_unit():
+    for units in range(2, 30):
+        for val_ratio in (0.0, 0.1, 0.33, 0.45):
+            for test_ratio in (0.0, 0.1, 0.33, 0.45):
+                val, test = _split_counts(units, val_ratio, test_ratio)
+                assert val + test < units and val >= 0 and test >= 0
+
+
+def test_a_resume_keeps_the_run_s_settings_and_takes_only_where_it_runs(tmp_path, caplog):
+    original = TrainConfig(data="old", output=str(tmp_path), epochs=4, lr=0.01, seed=5, workers=2)
+    write_train_args(tmp_path, original, ["A", "B"], resumed_after=None)
+    asked = TrainConfig(data="new", output=str(tmp_path), epochs=9, workers=0, resume=True, device="cpu")
+    with caplog.at_level(logging.WARNING, logger="vidcls"):
+        resumed = resumed_config(tmp_path, asked)
+    assert (resumed.epochs, resumed.lr, resumed.seed) == (4, 0.01, 5)  # how the run computes: the original's
+    assert (resumed.data, resumed.workers, resumed.resume, resumed.device) == ("new", 0, True, "cpu")
+    assert "--epochs" in caplog.text and "--seed" not in caplog.text  # a setting asked for and ignored is named
+
+
+def test_a_resume_asking_for_nothing_new_warns_of_nothing(tmp_path, caplog):
+    original = TrainConfig(data="d", output=str(tmp_path), epochs=3)
+    write_train_args(tmp_path, original, ["A", "B"], resumed_after=None)
+    with caplog.at_level(logging.WARNING, logger="vidcls"):
+        resumed = resumed_config(tmp_path, TrainConfig(data="d", output=str(tmp_path), resume=True))
+    assert resumed.epochs == 3 and caplog.text == ""
