@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -21,7 +22,10 @@ def test_api_functions_run_the_jobs(trained_model, broken_dataset, tmp_path):
     video = next((root / "test" / "MoveUp").glob("*.avi"))
     (single,) = vidcls.predict(trained_model, video, top_k=2)
     assert single["path"] == str(video) and len(single["top_k"]) == 2
-    result = vidcls.evaluate(trained_model, root, report=tmp_path / "report")
+    model = shutil.copytree(trained_model, tmp_path / "model")  # evaluation updates the card: not the shared model
+    result = vidcls.evaluate(model, root, report=tmp_path / "report")
     assert result.num_videos == 6 and (tmp_path / "report" / "report.md").is_file()
+    assert result.outputs == {"report": str(tmp_path / "report" / "report.md"), "model_card": str(model / "README.md")}
+    assert (model / "README.md").read_text() != (trained_model / "README.md").read_text()  # scores added, as `vidcls eval` does
     shown = vidcls.preview(video, tmp_path / "seen.gif", model=str(trained_model))
     assert (tmp_path / "seen.gif").is_file() and shown["num_frames"] == 8

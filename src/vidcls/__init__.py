@@ -45,14 +45,22 @@ def train(data: str | Path, output: str | Path, **options) -> TrainResult:
     return run_training(TrainConfig(data=str(data), output=str(output), **options))
 
 
-def evaluate(model: str | Path, data: str | Path, *, report: str | Path | None = None, **options) -> EvaluationResult:
-    """Multi-view evaluation (`vidcls eval`); with ``report`` also writes the Markdown report there."""
+def evaluate(
+    model: str | Path, data: str | Path, *, report: str | Path | None = None, update_card: bool = True, **options
+) -> EvaluationResult:
+    """Multi-view evaluation, all that `vidcls eval` does: with ``report`` also the Markdown report
+    there; a test-split score of a model folder goes into its model card unless ``update_card`` is
+    False. What was written is in ``result.outputs``."""
     from vidcls.evaluation import evaluate as run_evaluation
+    from vidcls.model_card import update_test_scores
     from vidcls.report import write_report
 
     result = run_evaluation(model, data, **options)
     if report is not None:
-        write_report(result, report)
+        result.outputs["report"] = str(write_report(result, report)["markdown"])
+    card = update_test_scores(model, result) if update_card and Path(model).is_dir() else None
+    if card is not None:
+        result.outputs["model_card"] = str(card)
     return result
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,7 @@ class EvaluationResult:
     videos_per_s: float
     predictions: list[dict]  # per video: path, true_label, correct, top3 [{"label", "score"}]
     spec: dict
+    outputs: dict[str, str] = field(default_factory=dict)  # files written from it: "report", "model_card"
 
     def as_dict(self) -> dict:
         return asdict(self)

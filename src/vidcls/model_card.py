@@ -65,12 +65,13 @@ def write_model_card(
         "## Labels\n\n" + markdown_table(("id", "label"), list(enumerate(index.labels))),
         _data_section(index),
         _validation_section(state),
-        f"## Test scores\n\n{TEST_START}\nNot measured yet: `vidcls eval {config.output} {config.data}` writes them "
+        f"## Test scores\n\n{TEST_START}\nNot measured yet: `vidcls eval {folder_name(config.output)} "
+        f"{folder_name(config.data)}` writes them "
         f"here.\n{TEST_END}",
         _frames_section(spec),
         _training_section(config, state, device, world_size),
         f"## Licence\n\n{licence_note(config.model)}",
-        _usage_section(config.output, spec, remote_code=(model_dir / MOTION_CNN_CODE).is_file()),
+        _usage_section(folder_name(config.output), spec, remote_code=(model_dir / MOTION_CNN_CODE).is_file()),
     ]
     card = model_dir / CARD_FILE
     card.write_text(_join(front, "\n\n".join(sections) + "\n"))
@@ -144,6 +145,12 @@ def launcher(world_size: int) -> list[str]:
     return ["torchrun", *nodes, "--nproc-per-node", str(per_node), "-m"]
 
 
+def folder_name(path: str | Path) -> str:
+    """How the card names a folder: as the user gave it when relative, by its name when absolute;
+    never by this machine's absolute path, since the card is published with the model."""
+    return Path(path).name if Path(path).is_absolute() else str(path)
+
+
 def training_command(config: TrainConfig, world_size: int = 1) -> str:
     """What reproduces the run: `vidcls train` with the options that differ from the defaults
     (under torchrun when it ran there), or Python code when a setting the CLI does not expose was
@@ -153,9 +160,10 @@ def training_command(config: TrainConfig, world_size: int = 1) -> str:
         if f.name not in RUN_ONLY and (getattr(config, f.name) != f.default or f.name == "model")
     }
     if any(name in API_ONLY for name in changed):
-        arguments = ", ".join([repr(config.data), repr(config.output)] + [f"{k}={v!r}" for k, v in changed.items()])
+        folders = [repr(folder_name(config.data)), repr(folder_name(config.output))]
+        arguments = ", ".join(folders + [f"{k}={v!r}" for k, v in changed.items()])
         return f"import vidcls\n\nvidcls.train({arguments})"
-    words = [*launcher(world_size), "vidcls", "train", config.data, "--output", config.output]
+    words = [*launcher(world_size), "vidcls", "train", folder_name(config.data), "--output", folder_name(config.output)]
     for name, value in changed.items():
         option = "--" + name.replace("_", "-")
         words += [option] if value is True else ["--no-" + option[2:]] if value is False else [option, str(value)]
@@ -173,7 +181,7 @@ def hardware(device: torch.device) -> str:
 def _summary(config: TrainConfig, index: DatasetIndex) -> str:
     origin = (f"trained from scratch (preset `{config.model}`)" if config.model in PRESETS
               else f"fine-tuned from `{config.model}`")
-    return (f"A video classifier for {len(index.labels)} classes, {origin} on `{index.root}` with "
+    return (f"A video classifier for {len(index.labels)} classes, {origin} on `{index.root.name}` with "
             "vidcls. It is an ordinary transformers model directory.")
 
 
@@ -183,7 +191,7 @@ def _data_section(index: DatasetIndex) -> str:
     rows = [(label, *(counts[name].get(label, 0) for name in splits)) for label in index.labels]
     rows.append(("**total**", *(len(index.splits[name]) for name in splits)))
     left_out = f" {len(index.bad_files)} unreadable files were left out." if index.bad_files else ""
-    return (f"## Data\n\n`{index.root}` ({index.layout} layout), videos per class and split.{left_out}\n\n"
+    return (f"## Data\n\n`{index.root.name}` ({index.layout} layout), videos per class and split.{left_out}\n\n"
             + markdown_table(("class", *splits), rows))
 
 
@@ -226,7 +234,7 @@ def _validation_section(state: dict) -> str:
 def _test_scores(result: EvaluationResult) -> str:
     top5 = "n/a (5 classes or fewer)" if result.top5 is None else percent(result.top5)
     rows = [
-        ("data", f"`{result.data}` (split {result.split})"),
+        ("data", f"`{folder_name(result.data)}` (split {result.split})"),
         ("videos scored", result.num_videos),
         ("views per video", f"{result.clips} clips spread over the video x {result.crops} crops"),
         ("top-1 accuracy", percent(result.top1)),

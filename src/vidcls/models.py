@@ -1,6 +1,6 @@
 """Create, load and save video classifiers as ordinary transformers model directories.
 
-A model is named by a preset (``tiny``, ``base``: built from a config, random weights, for
+A model is named by a preset (a key of `PRESETS`: built from a config, random weights, for
 training from scratch), a local directory, or a hub id. Its head is rebuilt for the dataset's
 labels. Everything about the frames it expects (`ClipSpec`) is read from the model once, here.
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from vidcls.evaluation import EvaluationResult
+if TYPE_CHECKING:  # the model card formats with this module: training must not import evaluation
+    from vidcls.evaluation import EvaluationResult
 
 WORST_CLASSES = 5
 CONFUSION_FILE = "confusion_matrix.png"

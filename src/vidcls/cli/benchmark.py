@@ -38,7 +38,7 @@ def _targets_table(result: dict) -> Table:
 @app.command()
 def benchmark(
     data: Annotated[Path, typer.Argument(help="Dataset folder, e.g. from `vidcls sample --per-class 12`.")],
-    model: Annotated[str, typer.Option(help="Preset (tiny, base), local model directory or hub id.")] = "tiny",
+    model: Annotated[str, typer.Option(help="Preset (motion, tiny, base, ...), local model directory or hub id.")] = "tiny",
     videos: Annotated[int, typer.Option(min=1, help="Files used by every measurement.")] = 48,
     batches: Annotated[int, typer.Option(min=1, help="Measured batches for the loader and the training step.")] = 30,
     warmup_batches: Annotated[int, typer.Option(min=0, help="Batches run first and not counted.")] = 2,

@@ -63,13 +63,11 @@ def evaluate_command(
     ray_address: RayAddressOption = None,
 ) -> None:
     """Evaluate a model on a dataset split: accuracy, per-class scores, confusion matrix."""
-    from vidcls.evaluation import evaluate  # torch loads only when a command needs it
-    from vidcls.model_card import update_test_scores
-    from vidcls.report import write_report
+    import vidcls
 
-    result = evaluate(
-        model, data, split=split, clips=clips, crops=crops, sampling=sampling, batch_size=batch_size, workers=workers, device=device,
-        progress=True, engine=engine, ray_address=ray_address,
+    result = vidcls.evaluate(
+        model, data, report=report, split=split, clips=clips, crops=crops, sampling=sampling, batch_size=batch_size,
+        workers=workers, device=device, progress=True, engine=engine, ray_address=ray_address,
     )
     _say(_summary(result))
     console.print(_per_class_table(result))
@@ -80,8 +78,7 @@ def evaluate_command(
     if json_out:
         json_out.write_text(json.dumps(result.as_dict(), indent=2))
         _say(f"[green]wrote[/] {json_out}")
-    if report:
-        _say(f"[green]wrote[/] {write_report(result, report)['markdown']}")
-    card = update_test_scores(model, result) if Path(model).is_dir() else None
-    if card:
-        _say(f"[green]updated[/] the test scores of the model card {card}")
+    if "report" in result.outputs:
+        _say(f"[green]wrote[/] {result.outputs['report']}")
+    if "model_card" in result.outputs:
+        _say(f"[green]updated[/] the test scores of the model card {result.outputs['model_card']}")

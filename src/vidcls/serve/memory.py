@@ -4,8 +4,7 @@ glibc gives each thread that allocates under contention an arena of its own, up 
 core, and memory freed into one arena is not reused by another thread. Decoding runs in a
 pool of worker threads and each request's frames are freed by whichever thread finishes it,
 so under sustained load RSS creeps up as the arenas fill with free but unreusable pages
-(issue 10: 424 MB -> 947 MB over 1,600 uploads at 16 concurrent; with MALLOC_ARENA_MAX=2
-it held at 630-675 MB). The environment variable only works when set before the process
+(measured in benchmarks/serve_soak.md). The environment variable only works when set before the process
 starts, which `vidcls serve --workers N` and a user's own uvicorn command do not guarantee,
 so the server sets the same limit with mallopt when it starts.
 """
