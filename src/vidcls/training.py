@@ -76,7 +76,7 @@ class TrainConfig:
     sampling: str | None = None  # None: segment, or what a model directory was trained with
     label_smoothing: float = 0.1
     clips_per_video: int = 1  # clips of one video in a batch, decoded together (see TrainClipDataset)
-    workers: int | None = None  # None: one per core, at most 4
+    workers: int | None = None  # None: `training_workers` (as many as feed a GPU; on the CPU one per 4 cores)
     seed: int = 0
     flip: bool = True
     val_ratio: float = VAL_RATIO
