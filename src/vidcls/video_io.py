@@ -377,8 +377,30 @@ def _read_frames(
     losses: _Losses,
 ) -> np.ndarray:
     """`read_frames` on an open container."""
-    reformatter = VideoReformatter()
     out = None
+    for image, where in _converted(container, path, indices, short_side, losses):
+        if out is None:
+            out = np.empty((len(indices), *image.shape), np.uint8)
+        out[where] = image
+    return out
+
+
+def stream_frames(
+    path: str | Path, indices: Sequence[int], *, short_side: int | None = None
+) -> Iterator[tuple[np.ndarray, list[int]]]:
+    """The frames of `read_frames`, one at a time as they are decoded, each with the positions of
+    ``indices`` it fills (in index order): a caller that consumes them as they come (prediction's
+    windows) holds a few frames, not the whole list. Bad packets are logged as `read_frames` does."""
+    with contextlib.closing(_open(path)) as container, _reading(path) as losses:
+        yield from _converted(container, path, indices, short_side, losses)
+
+
+def _converted(
+    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], short_side: int | None,
+    losses: _Losses,
+) -> Iterator[tuple[np.ndarray, list[int]]]:
+    """Decoded frames as RGB (resized to ``short_side``), each with its output rows, converted in batches."""
+    reformatter = VideoReformatter()
     for frames, rows in _decoded(container, path, indices, _CONVERT_BATCH, losses):
         rgb = [_to_rgb(frame, None, reformatter) for frame in frames]
         if short_side is None:
@@ -387,11 +409,7 @@ def _read_frames(
             converted = resize_short_side(np.stack(rgb), short_side)
         else:
             converted = [resize_short_side(image[None], short_side)[0] for image in rgb]
-        if out is None:
-            out = np.empty((len(indices), *converted[0].shape), np.uint8)
-        for image, where in zip(converted, rows):
-            out[where] = image
-    return out
+        yield from zip(converted, rows)
 
 
 def read_clip(path: str | Path, indices: Sequence[int], window: ClipWindow) -> np.ndarray:
