@@ -187,3 +187,49 @@ def test_still_image_and_single_frame_are_not_videos(tmp_path):
         container.mux(stream.encode())
     with pytest.raises(VideoReadError, match="1 frame, not a video"):
         probe_video(single)
+
+
+@pytest.fixture(scope="module")
+def untrained_model(tmp_path_factory) -> Path:
+    """The `motion` preset saved as `vidcls train` saves a model: what a file is called does not
+    depend on the weights."""
+    from vidcls.models import create_model, save_model
+
+    out = tmp_path_factory.mktemp("model") / "motion"
+    save_model(create_model("motion", ["A", "B"]), out)
+    return out
+
+
+def test_damage_and_still_images_are_named_where_users_look(untrained_model, bad_packet, tmp_path):
+    import vidcls.cli.data  # noqa: F401  (registers the commands used)
+    import vidcls.cli.predict  # noqa: F401
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from vidcls.cli._app import app
+    from vidcls.serve import create_app
+
+    still = tmp_path / "photo.mp4"
+    Image.fromarray(labelled_frames(1)[0]).save(still, format="PNG")
+    shown = CliRunner().invoke(app, ["predict", str(untrained_model), str(bad_packet), str(still), "--json", "--clips", "1", "--window", "1"])
+    assert shown.exit_code == 1  # the still image is refused
+    (result,) = [json.loads(line) for line in shown.stdout.splitlines() if line.startswith("{")]
+    assert result["path"] == str(bad_packet) and result["warnings"][0].startswith("damaged: ")
+    assert "frames could not be decoded" in result["warnings"][0] and len(result["windows"]) == 6
+    assert f"failed {still}: a still image (png), not a video" in " ".join(shown.stderr.split())
+
+    for label, path in (("A", bad_packet), ("B", bad_packet)):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        shutil.copy(path, tmp_path / "data" / label / "clip.mp4")
+    shutil.copy(still, tmp_path / "data" / "A" / "photo.mp4")
+    shown = CliRunner().invoke(app, ["data", str(tmp_path / "data")])
+    said = " ".join(shown.stderr.split())
+    assert f"damaged {tmp_path / 'data' / 'A' / 'clip.mp4'}: 2 of {SOURCE_FRAMES} frames could not be decoded" in said
+    assert "photo.mp4: a still image (png), not a video" in said
+
+    with TestClient(create_app(untrained_model, tmp_dir=tmp_path / "uploads")) as client:
+        answer = client.post("/predict", files={"file": ("bad.mp4", bad_packet.read_bytes())}, data={"window": "2"})
+        assert answer.status_code == 200 and "frames could not be decoded" in answer.json()["warnings"][0]
+        assert len(answer.json()["windows"]) == 3  # 6 s in 2 s windows, streamed through the model
+        refused = client.post("/predict", files={"file": ("photo.mp4", still.read_bytes())})
+        assert refused.status_code == 415 and "still image" in refused.text

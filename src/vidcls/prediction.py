@@ -31,6 +31,7 @@ from vidcls.models import LoadedModel, load_model
 from vidcls.preprocess import VideoViews, WindowBatch, video_views
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
+from vidcls.video_io import damage_found
 
 DEFAULT_TOP_K = 5  # labels returned per video, as transformers' pipeline
 # Videos per forward in `predict_files`. On the CPU the tiny model's forward costs the same per
@@ -113,12 +114,13 @@ class VideoClassifier:
         views, one for all their windows."""
         probabilities = self.score(torch.stack([views.views for _, views in videos]))
         predictions = [
-            VideoPrediction(str(path), self.postprocess(p, top_k), views.info.duration, warnings=file_warnings(views.info))
+            VideoPrediction(str(path), self.postprocess(p, top_k), views.info.duration)
             for (path, views), p in zip(videos, probabilities)
         ]
         for prediction, (_, views) in zip(predictions, videos):
             if views.windows is not None:
                 prediction.windows = self.score_windows(views.windows, top_k)
+            prediction.warnings = file_warnings(views.info)  # after the windows: their reads may find damage
         return predictions
 
     def predict_files(
@@ -159,8 +161,10 @@ class VideoClassifier:
 
 
 def file_warnings(info: VideoInfo) -> list[str]:
-    """What a user should know about a file that was still classified: its damage."""
-    return [f"damaged: {info.damage}"] if info.damage else []
+    """What a user should know about a file that was still classified: its damage, as probed or
+    as found by the reads that scored it."""
+    damage = info.damage or damage_found(info.path)
+    return [f"damaged: {damage}"] if damage else []
 
 
 def videos_under(folder: Path) -> list[Path]:

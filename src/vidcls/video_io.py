@@ -572,21 +572,28 @@ def _rows_by_clip(rows: list[int], starts: np.ndarray) -> Iterator[tuple[int, li
 _CONVERT_BATCH = 16
 
 
-# Files already named as damaged in this process's log, so an epoch does not name them again.
-_LOGGED_DAMAGE: set[str] = set()
+# Damage reads of this process found, by path: named once in the log (an epoch does not name a
+# file again), and asked for by `damage_found` (a timeline's windows are read after the clips).
+_FOUND_DAMAGE: dict[str, str] = {}
+
+
+def damage_found(path: str | Path) -> str | None:
+    """How the reads of ``path`` in this process found it damaged (frames lost), or None."""
+    return _FOUND_DAMAGE.get(str(path))
 
 
 @contextlib.contextmanager
 def _reading(path: str | Path) -> Iterator[_Losses]:
-    """The frames a read of ``path`` loses to bad packets, named once in the log (training's log
-    shows a damaged file when it is first read); FFmpeg's errors re-raised as `VideoReadError`."""
+    """The frames a read of ``path`` loses to bad packets, recorded for `damage_found` and named
+    once in the log (training's log shows a damaged file when it is first read); FFmpeg's errors
+    re-raised as `VideoReadError`."""
     losses = _Losses()
     try:
         yield losses
     except av.error.FFmpegError as error:
         raise VideoReadError(path, f"decoding failed ({_reason(error)})") from error
-    if losses.cause and str(path) not in _LOGGED_DAMAGE:
-        _LOGGED_DAMAGE.add(str(path))
+    if losses.cause and str(path) not in _FOUND_DAMAGE:
+        _FOUND_DAMAGE[str(path)] = losses.damage()
         logger.warning("damaged %s: %s", path, losses.damage())
 
 
