@@ -173,24 +173,25 @@ def _readable_frames(container, stream, decode_all: bool = False) -> tuple[int, 
     A whole file has one shown packet per frame (an edit list's pre-roll packets are marked
     as discarded). They are counted in the container's index when it lists every one inside
     the file's bytes (read with the header: no pass over the file), else by demuxing (reading
-    the file, no decoding); a header without a count (MKV, WebM, MPEG-PS) trusts the packets.
-    Only when fewer turn up than the header claims, demuxing fails, or ``decode_all``, is the
-    stream decoded to find out how far it really reads (some files pack two frames in a packet)
-    and how many frames bad packets lose.
+    the file, no decoding); a header without a count (MKV, WebM, MPEG-PS) claims what its
+    packets and its duration span. Only when fewer turn up than the header claims, demuxing
+    fails, or ``decode_all``, is the stream decoded to find out how far it really reads (some
+    files pack two frames in a packet) and how many frames bad packets lose.
     """
     claimed, in_file = _indexed_frames(container, stream)
-    if 0 < claimed <= in_file and not decode_all:
-        return claimed, None
-    packets, demux_error = _count_packets(container, stream)
-    if claimed <= 0:  # no count in the header: a variable-rate file spans more indices than packets
-        claimed = max(packets, _span_frames(container, stream))
-    if packets >= claimed and demux_error is None and not decode_all:
+    whole, demux_error = 0 < claimed <= in_file, None
+    if not whole:
+        packets, demux_error = _count_packets(container, stream)
+        if claimed <= 0:  # a variable-rate file spans more indices than it has packets
+            claimed = max(packets, _span_frames(container, stream))
+        whole = packets >= claimed and demux_error is None
+    if whole and not decode_all:
         return max(claimed, 1), None
     readable, losses = _count_decodable(container, stream)
     if losses.frames:
         return readable, f"{losses.frames} of {claimed} frames could not be decoded ({losses.cause}); the others are used"
-    if losses.cause is None and readable >= claimed * _DAMAGED_BELOW:
-        return readable, None
+    if whole or (losses.cause is None and readable >= claimed * _DAMAGED_BELOW):
+        return (max(claimed, 1) if whole else readable), None
     cause = losses.cause or demux_error or "the file ends early"
     return readable, f"the header claims {claimed} frames, {readable} can be read ({cause}); only those are used"
 
