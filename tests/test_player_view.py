@@ -124,6 +124,13 @@ def test_mpeg_program_stream_starts_at_its_first_gop(tmp_path):
     assert label_of(read_frames(path, [0])[0]) == 0  # a read from the start, alone, too
 
 
+def test_mpeg_transport_stream_starts_at_its_first_frame(source, tmp_path):
+    path = tmp_path / "clip.ts"
+    _ffmpeg("-i", str(source), "-c", "copy", str(path))
+    ours, _ = assert_reads_as_a_player_shows(path)
+    assert [label_of(frame) for frame in ours] == list(range(SOURCE_FRAMES))
+
+
 def test_mkv_whose_clock_starts_late_is_whole(source, tmp_path):
     for name in ("late.mkv", "late.webm"):
         late = tmp_path / name
