@@ -264,7 +264,8 @@ class _Losses:
         """How a read names the file's damage, or None when nothing was lost."""
         if self.cause is None:
             return None
-        return f"{self.frames} frames could not be decoded ({self.cause}) in the part read; the others are used"
+        lost = f"{self.frames} frames" if self.frames else "frames"
+        return f"{lost} could not be decoded ({self.cause}) in the part read; the others are used"
 
 
 def _frames(container, stream, losses: _Losses, clock: _Clock | None = None) -> Iterator[av.VideoFrame]:
