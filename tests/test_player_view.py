@@ -19,7 +19,7 @@ from PIL import Image
 
 from videos import label_of, labelled_frames, write_vfr_video
 from vidcls.errors import VideoReadError
-from vidcls.video_io import probe_video, read_frames, read_video
+from vidcls.video_io import ClipWindow, cut_clips, probe_video, read_all_frames, read_clips, read_frames, read_video
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs the ffmpeg CLI (scripts/setup.sh installs it)"
@@ -107,6 +107,26 @@ def test_copy_cut_mp4_shows_the_cut_frames_only(source, tmp_path):
     labels = [label_of(frame) for frame in ours]
     assert labels == list(range(labels[0], labels[0] + len(ours))) and labels[0] >= 50  # the source's frames
     assert probe_video(cut).damage is None
+
+
+def test_training_kept_frames_and_timeline_use_the_same_frames(source, tmp_path, untrained_model):
+    """Training's kept frames, its per-clip decode and a timeline's windows read a cut MP4's frame N
+    as the frame the player shows at N / fps; the timeline ends where the shown frames end."""
+    from vidcls.models import load_model
+    from vidcls.preprocess import window_views
+
+    cut = tmp_path / "cut.mp4"
+    _ffmpeg("-ss", "2.3", "-i", str(source), "-t", "2.56", "-c", "copy", str(cut))
+    info = probe_video(cut)
+    shown = [label_of(frame) for frame in read_frames(cut, range(info.num_frames))]
+    window = ClipWindow(short_side=48, top=0, left=8, size=48)  # centred: both halves of the label
+    indices = list(range(info.num_frames))
+    kept = cut_clips(read_all_frames(cut, info.num_frames, 48), [(indices, window)])[0]
+    decoded = read_clips(cut, [(indices, window)], 48)[0]
+    assert [label_of(frame, channels_first=True) for frame in kept] == shown
+    assert [label_of(frame, channels_first=True) for frame in decoded] == shown
+    spans = [span for batch, _ in window_views(cut, load_model(str(untrained_model)).spec, 1.0, info) for span in batch]
+    assert spans[-1][1] == pytest.approx(len(player_frames(cut)[0]) / FPS)
 
 
 def test_mpeg_program_stream_starts_at_its_first_gop(tmp_path):
