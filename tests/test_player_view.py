@@ -6,6 +6,7 @@ where only it makes them (a ``-c copy`` cut with an edit list, a timestamp offse
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 import subprocess
@@ -189,7 +190,10 @@ def bad_packet(source, tmp_path) -> Path:
     return path
 
 
-def test_bad_packet_loses_only_its_frames_and_is_named(bad_packet):
+def test_bad_packet_loses_only_its_frames_and_is_named(bad_packet, caplog):
+    with caplog.at_level(logging.WARNING, logger="vidcls.video_io"):  # training reads clips so
+        read_clips(bad_packet, [(range(SOURCE_FRAMES), ClipWindow(48, 0, 8, 48))], 48)
+    assert f"damaged {bad_packet}: " in caplog.text and "could not be decoded" in caplog.text
     _, indices = assert_reads_as_a_player_shows(bad_packet, decode_all=True)
     lost = SOURCE_FRAMES - len(indices)
     assert 1 <= lost <= 4
