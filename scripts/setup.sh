@@ -21,13 +21,14 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 
-# TorchCodec decodes with the system's FFmpeg libraries (libavutil & co).
-if ! ldconfig -p 2>/dev/null | grep -q libavutil; then
+# TorchCodec decodes with the system's FFmpeg libraries (libavutil & co); the tests compare vidcls's
+# frames with what the ffmpeg CLI (a player's view) decodes, and cut files with it.
+if ! ldconfig -p 2>/dev/null | grep -q libavutil || ! command -v ffmpeg >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing Debian's FFmpeg libraries for TorchCodec" >&2
+        echo "installing Debian's ffmpeg (libraries for TorchCodec, the CLI for the tests)" >&2
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
     else
-        echo "warning: FFmpeg libraries not found; install ffmpeg so TorchCodec (transformers.pipeline) can decode" >&2
+        echo "warning: ffmpeg not found; install it so TorchCodec (transformers.pipeline) can decode and the player-view tests run" >&2
     fi
 fi
 

@@ -8,8 +8,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from videos import moving_square, write_video
+from videos import label_of, moving_square, write_vfr_video, write_video
 from vidcls.models import create_model, load_model, save_model
 from vidcls.prediction import VideoClassifier
 
@@ -69,3 +70,39 @@ def test_motion_model_needs_no_remote_code_in_vidcls(tmp_path):
     assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_motion_cnn.MotionCNNForVideoClassification"
     assert (tmp_path / "m" / "modeling_motion_cnn.py").is_file()
     assert type(load_model(str(tmp_path / "m")).model).__name__ == "MotionCNNForVideoClassification"
+
+
+def test_on_variable_frame_rate_the_pipeline_spreads_frames_by_count_and_vidcls_by_time(tmp_path):
+    """Where the two views differ, shown: frame N is the frame shown at N / fps (time) for vidcls,
+    the N-th frame decoded (count) for the pipeline; on a constant-rate file they are the same."""
+    from transformers import pipeline
+
+    from vidcls.sampling import segment_indices
+    from vidcls.transforms import EvalTransform
+    from vidcls.video_io import probe_video, read_frames
+
+    stamps = [0, 40, 80, 200, 240, 280, 400, 440, 480, 600, 640, 680, 800, 840, 880, 1000]  # ms, gaps
+    path = write_vfr_video(tmp_path / "vfr.mkv", stamps)
+    torch.manual_seed(0)
+    created = create_model("tiny", LABELS)
+    with torch.no_grad():  # an untrained head barely moves with its input: sharpen it so frames tell
+        created.model.classifier.weight.mul_(10)
+    save_model(created, tmp_path / "tiny")
+    classifier = VideoClassifier(str(tmp_path / "tiny"))
+    frames = classifier.spec.num_frames
+    info = probe_video(path)
+    by_time = [next(j for j, s in enumerate(stamps) if round(s / 40) >= i) for i in segment_indices(info.num_frames, frames, 0)]
+    by_count = (np.arange(frames) * len(stamps) // frames).tolist()  # the pipeline's np.arange(n) * total // n
+    assert by_time != by_count
+    ours = classifier.preprocess(path, clips=1).views[0]
+    assert [label_of(frame, channels_first=True) for frame in ours.numpy()] == by_time
+
+    theirs = {row["label"]: row["score"] for row in pipeline("video-classification", model=str(tmp_path / "tiny"))(str(path))}
+    transform = EvalTransform(classifier.spec, 1)
+    time_of = [round(s / 40) for s in stamps]
+    counted = read_frames(path, [time_of[j] for j in by_count], short_side=transform.decode_short_side())
+    as_counted = classifier.postprocess(classifier.score(transform(counted)[None])[0], len(LABELS))
+    for row in as_counted:
+        assert row["score"] == pytest.approx(theirs[row["label"]], abs=1e-5)
+    by_vidcls = classifier.predict(path, clips=1).top_k  # the frames by time: a score the tolerance tells apart
+    assert any(row["score"] != pytest.approx(theirs[row["label"]], abs=1e-4) for row in by_vidcls)

@@ -29,7 +29,7 @@ def test_predict_reads_folders_recursively_and_reports_bad_files(classifier, bro
     assert len(good) == 2 and len(failed) == 3
     assert {r["path"] for r in failed} == {str(bad[0]), str(tmp_path / "missing.mp4"), str(tmp_path / "empty")}
     for result in good:
-        assert set(result) == {"path", "top_k", "duration", "windows"}
+        assert set(result) == {"path", "top_k", "duration", "windows", "warnings"}
         assert len(result["top_k"]) == 2 and result["top_k"][0]["label"] in CLASSES
         assert result["duration"] == pytest.approx(1.6)
         assert [w["start"] for w in result["windows"]] == [0.0, 0.48, 0.96, 1.44]  # 12-frame windows at 25 fps

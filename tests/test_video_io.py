@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from videos import write_video
+from videos import label_of, labelled_frames, write_vfr_video, write_video
 from vidcls.errors import VideoReadError
 from vidcls.video_files import is_video_file
 from vidcls.video_io import (
@@ -27,24 +26,6 @@ from vidcls.video_io import (
 )
 
 NUM_FRAMES = 200  # > 150, so reads seek (keyframes every 12 frames) instead of decoding from the start
-
-
-def labelled_frames(num_frames: int, width: int = 64, height: int = 48) -> np.ndarray:
-    """Frame t shows t in two flat halves (t % 32 left, t // 32 right), readable through codec noise."""
-    frames = np.empty((num_frames, height, width, 3), np.uint8)
-    for t in range(num_frames):
-        frames[t, :, : width // 2] = 8 * (t % 32) + 4
-        frames[t, :, width // 2 :] = 8 * (t // 32) + 4
-    return frames
-
-
-def label_of(frame: np.ndarray, channels_first: bool = False) -> int:
-    """Inverse of `labelled_frames` for an (H, W, 3) frame, or (3, H, W) with ``channels_first``."""
-    grey = frame.mean(axis=0) if channels_first else frame.mean(axis=2)
-    width = grey.shape[1]
-    left = float(grey[:, : width // 2 - 2].mean())
-    right = float(grey[:, width // 2 + 2 :].mean())
-    return int(round((left - 4) / 8)) + 32 * int(round((right - 4) / 8))
 
 
 def reference_decode(path: Path) -> np.ndarray:
@@ -128,23 +109,6 @@ def test_odd_frame_size(tmp_path):
     clip = read_clip(path, [4, 20, 29], ClipWindow(short_side=60, top=0, left=11, size=60))  # centred: 82x60
     assert clip.shape == (3, 3, 60, 60)
     assert [label_of(frame, channels_first=True) for frame in clip] == [4, 20, 29]
-
-
-def write_vfr_video(path: Path, stamps_ms: list[int]) -> Path:
-    """Frame i is shown from stamps_ms[i] (time base 1/1000), keyframes every 4 frames."""
-    frames = labelled_frames(len(stamps_ms))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        stream.codec_context.gop_size = 4
-        stream.bit_rate = 2_000_000
-        for frame_array, stamp in zip(frames, stamps_ms):
-            frame = av.VideoFrame.from_ndarray(frame_array, format="rgb24")
-            frame.pts, frame.time_base = stamp, Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
 
 
 def test_variable_frame_rate_maps_time_to_index(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -56,3 +57,38 @@ def numbered_frames(num_frames: int, width: int = 64, height: int = 48) -> np.nd
 def frame_index_of(frame: np.ndarray) -> int:
     """Inverse of `numbered_frames` (robust to codec noise)."""
     return int(round(float(frame.mean()) / 4))
+
+
+def labelled_frames(num_frames: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """Frame t shows t in two flat halves (t % 32 left, t // 32 right), readable through codec noise."""
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for t in range(num_frames):
+        frames[t, :, : width // 2] = 8 * (t % 32) + 4
+        frames[t, :, width // 2 :] = 8 * (t // 32) + 4
+    return frames
+
+
+def label_of(frame: np.ndarray, channels_first: bool = False) -> int:
+    """Inverse of `labelled_frames` for an (H, W, 3) frame, or (3, H, W) with ``channels_first``."""
+    grey = frame.mean(axis=0) if channels_first else frame.mean(axis=2)
+    width = grey.shape[1]
+    left = float(grey[:, : width // 2 - 2].mean())
+    right = float(grey[:, width // 2 + 2 :].mean())
+    return int(round((left - 4) / 8)) + 32 * int(round((right - 4) / 8))
+
+
+def write_vfr_video(path: Path, stamps_ms: list[int]) -> Path:
+    """Frame i is shown from stamps_ms[i] (time base 1/1000), keyframes every 4 frames."""
+    frames = labelled_frames(len(stamps_ms))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.codec_context.gop_size = 4
+        stream.bit_rate = 2_000_000
+        for frame_array, stamp in zip(frames, stamps_ms):
+            frame = av.VideoFrame.from_ndarray(frame_array, format="rgb24")
+            frame.pts, frame.time_base = stamp, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

@@ -95,7 +95,7 @@ def evaluate(
         raise VidclsError(f"clips must be at least 1, got {clips}")
     loaded = model if isinstance(model, LoadedModel) else load_model(str(model), pick_device(device))
     spec = loaded.spec.sampled_as(sampling)
-    index = discover_dataset(data, model_dir=loaded.name)
+    index = discover_dataset(data, model_dir=loaded.name, decode_all=True)
     records = index.split(split)
     check_labels(index.labels, loaded)
     started = time.perf_counter()

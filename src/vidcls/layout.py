@@ -107,7 +107,7 @@ def _candidate_files(class_dir: Path) -> list[Path]:
     return sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def _probe(path: Path) -> VideoInfo | BadFile:
+def _probe(path: Path, decode_all: bool) -> VideoInfo | BadFile:
     from vidcls.video_io import probe_video  # the decoder loads when files are probed, not at import
 
     if not is_video_file(path):
@@ -115,16 +115,16 @@ def _probe(path: Path) -> VideoInfo | BadFile:
     if path.stat().st_size == 0:
         return BadFile(path, "empty file (0 bytes)")
     try:
-        return probe_video(path)
+        return probe_video(path, decode_all=decode_all)
     except VideoReadError as error:
         return BadFile(path, error.reason)
 
 
-def _scan_classes(folder: Path, bad_files: list[BadFile], workers: int) -> list[VideoRecord]:
+def _scan_classes(folder: Path, bad_files: list[BadFile], workers: int, decode_all: bool) -> list[VideoRecord]:
     """Probe every file under each class folder of ``folder`` (in threads: PyAV releases the GIL)."""
     labelled = [(path, class_dir.name) for class_dir in _class_dirs(folder) for path in _candidate_files(class_dir)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        probed = list(pool.map(lambda item: _probe(item[0]), labelled))
+        probed = list(pool.map(lambda item: _probe(item[0], decode_all), labelled))
     records = []
     for (path, label), result in zip(labelled, probed):
         if isinstance(result, BadFile):
@@ -192,11 +192,13 @@ def _check_split_folder(folder: Path) -> None:
         )
 
 
-def _scan(root: Path, split_dirs: dict[str, Path], bad_files: list[BadFile], workers: int) -> dict[str | None, list[VideoRecord]]:
+def _scan(
+    root: Path, split_dirs: dict[str, Path], bad_files: list[BadFile], workers: int, decode_all: bool
+) -> dict[str | None, list[VideoRecord]]:
     """Records per split folder, or under None for a flat folder."""
     if split_dirs:
-        return {name: _scan_classes(folder, bad_files, workers) for name, folder in split_dirs.items()}
-    return {None: _scan_classes(root, bad_files, workers)}
+        return {name: _scan_classes(folder, bad_files, workers, decode_all) for name, folder in split_dirs.items()}
+    return {None: _scan_classes(root, bad_files, workers, decode_all)}
 
 
 def discover_dataset(
@@ -207,18 +209,21 @@ def discover_dataset(
     seed: int = 0,
     workers: int = 8,
     model_dir: str | Path | None = None,
+    decode_all: bool = False,
 ) -> DatasetIndex:
     """Read a dataset folder in split or flat layout (see the module docstring).
 
     With ``model_dir``, the split saved with that model applies when it lists files of this
-    folder; ``seed`` and the ratios are then unused.
+    folder; ``seed`` and the ratios are then unused. With ``decode_all`` every frame of every
+    file is decoded, so bad packets mid-file are found and counted (`probe_video`): the health
+    check (`vidcls data`) and evaluation ask for it; training names such files as it reads them.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
     bad_files: list[BadFile] = []
     split_dirs = _split_dirs(root)
-    scanned = _scan(root, split_dirs, bad_files, workers)
+    scanned = _scan(root, split_dirs, bad_files, workers, decode_all)
     layout = "split" if split_dirs else "flat"
     saved = load_split(model_dir) if model_dir is not None else None
     if saved is not None and _lists_files_of(saved, root, scanned):

@@ -28,9 +28,10 @@ import torch
 from vidcls.errors import VideoReadError
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.models import LoadedModel, load_model
-from vidcls.preprocess import VideoViews, video_views
+from vidcls.preprocess import VideoViews, WindowBatch, video_views
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
+from vidcls.video_io import damage_found
 
 DEFAULT_TOP_K = 5  # labels returned per video, as transformers' pipeline
 # Videos per forward in `predict_files`. On the CPU the tiny model's forward costs the same per
@@ -44,12 +45,14 @@ T = TypeVar("T")
 
 @dataclass
 class VideoPrediction:
-    """Top-k labels for one video, plus per-window top-k when a window was asked for."""
+    """Top-k labels for one video, plus per-window top-k when a window was asked for, and
+    ``warnings`` about the file (damage: frames that could not be decoded)."""
 
     path: str
     top_k: list[dict]
     duration: float
     windows: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def top_k_labels(probabilities: torch.Tensor, labels: list[str], top_k: int) -> list[dict]:
@@ -85,6 +88,10 @@ class VideoClassifier:
             for (start, end), p in zip(spans, probabilities)
         ]
 
+    def score_windows(self, windows: Iterable[WindowBatch], top_k: int) -> list[dict]:
+        """The timeline of streamed window batches, each scored as it is decoded; only scores are kept."""
+        return [entry for spans, clips in windows for entry in self.timeline(self.score(clips), spans, top_k)]
+
     def score(self, views: torch.Tensor) -> torch.Tensor:
         """Probabilities per video for uint8 views (videos, views, T, C, H, W)."""
         return video_probabilities(self.loaded.model, views, self.spec)
@@ -110,11 +117,10 @@ class VideoClassifier:
             VideoPrediction(str(path), self.postprocess(p, top_k), views.info.duration)
             for (path, views), p in zip(videos, probabilities)
         ]
-        windowed = [(prediction, views) for prediction, (_, views) in zip(predictions, videos) if views.windows is not None]
-        if windowed:
-            per_window = self.score(torch.cat([views.windows for _, views in windowed]))
-            for (prediction, views), rows in zip(windowed, per_window.split([len(v.windows) for _, v in windowed])):
-                prediction.windows = self.timeline(rows, views.spans, top_k)
+        for prediction, (_, views) in zip(predictions, videos):
+            if views.windows is not None:
+                prediction.windows = self.score_windows(views.windows, top_k)
+            prediction.warnings = file_warnings(views.info)  # after the windows: their reads may find damage
         return predictions
 
     def predict_files(
@@ -152,6 +158,13 @@ class VideoClassifier:
             for path, views in chunk:
                 failed = isinstance(views, VideoReadError)
                 yield {"path": str(path), "error": views.reason} if failed else asdict(next(predictions))
+
+
+def file_warnings(info: VideoInfo) -> list[str]:
+    """What a user should know about a file that was still classified: its damage, as probed or
+    as found by the reads that scored it."""
+    damage = info.damage or damage_found(info.path)
+    return [f"damaged: {damage}"] if damage else []
 
 
 def videos_under(folder: Path) -> list[Path]:

@@ -11,25 +11,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from vidcls.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
 from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
-from vidcls.video_io import KeptVideos, VideoInfo, read_clips, read_video
+from vidcls.video_io import KeptVideos, VideoInfo, read_clips, read_video, stream_frames
+
+
+# Windows scored per forward when a timeline streams through the model: few enough that their
+# frames stay small, enough that the forward is not called once per window.
+WINDOW_BATCH = 8
+
+Span = tuple[float, float]
+WindowBatch = tuple[list[Span], torch.Tensor]
 
 
 @dataclass
 class VideoViews:
     """Test views of one video: ``views`` (clips * crops, T, C, H, W) uint8, plus, when a window
-    was asked for, ``windows`` (windows, 1, T, C, H, W) uint8 (centre crop) and their ``spans``
-    in seconds."""
+    was asked for, ``windows``: the timeline's centre-crop clips, decoded only as they are
+    iterated, as (spans in seconds, (windows, 1, T, C, H, W) uint8) batches of `WINDOW_BATCH`."""
 
     views: torch.Tensor
     info: VideoInfo
-    windows: torch.Tensor | None = None
-    spans: list[tuple[float, float]] | None = None
+    windows: Iterator[WindowBatch] | None = None
     clip_indices: list[np.ndarray] | None = None
 
 
@@ -64,32 +72,43 @@ def video_views(
     window: float | None = None,
     info: VideoInfo | None = None,
 ) -> VideoViews:
-    """``clips`` test clips x ``crops`` crops of a video, and one clip per ``window`` seconds when
-    given, all decoded in one pass over the file, opened once (probed too, unless ``info``)."""
+    """``clips`` test clips x ``crops`` crops of a video, decoded in one pass over the file, opened
+    once (probed too, unless ``info``); with ``window``, one centre-crop clip per ``window``
+    seconds, streamed from a second pass (`window_views`) as the caller iterates them."""
     if clips < 1:
         raise ValueError(f"clips must be at least 1, got {clips}")
     transform = EvalTransform(spec, crops)
-    every_frame = lambda info: np.concatenate(_all_clips(*_test_clips(info, spec, clips, window)))  # noqa: E731
+    every_frame = lambda info: np.concatenate(eval_clip_indices(info.num_frames, spec, clips))  # noqa: E731
     info, frames = read_video(path, every_frame, short_side=transform.decode_short_side(), info=info)
-    whole, windowed = _test_clips(info, spec, clips, window)
-    per_clip = frames.reshape(-1, spec.num_frames, *frames.shape[1:])  # whole-video clips, then windows
-    views = torch.cat([transform(clip) for clip in per_clip[:clips]])
-    result = VideoViews(views, info, clip_indices=whole)
-    if windowed:
-        centre = EvalTransform(spec, 1)
-        result.windows = torch.stack([centre(clip) for clip in per_clip[clips:]])
-        result.spans = [(start, end) for start, end, _ in windowed]
+    per_clip = frames.reshape(-1, spec.num_frames, *frames.shape[1:])
+    views = torch.cat([transform(clip) for clip in per_clip])
+    result = VideoViews(views, info, clip_indices=eval_clip_indices(info.num_frames, spec, clips))
+    if window:
+        result.windows = window_views(path, spec, window, info)
     return result
 
 
-def _test_clips(
-    info: VideoInfo, spec: ClipSpec, clips: int, window: float | None
-) -> tuple[list[np.ndarray], list[tuple[float, float, np.ndarray]]]:
-    """Frame indices of the whole-video test clips, and (start_s, end_s, indices) per window."""
-    whole = eval_clip_indices(info.num_frames, spec, clips)
-    windowed = window_clip_indices(info.num_frames, info.fps, window, spec) if window else []
-    return whole, windowed
-
-
-def _all_clips(whole: list[np.ndarray], windowed: list[tuple[float, float, np.ndarray]]) -> list[np.ndarray]:
-    return whole + [indices for _, _, indices in windowed]
+def window_views(
+    path: str | Path, spec: ClipSpec, window: float, info: VideoInfo, batch: int = WINDOW_BATCH
+) -> Iterator[WindowBatch]:
+    """One centre-crop test clip per ``window`` seconds, ``batch`` windows at a time, as the file
+    is decoded: a window is cropped as soon as its last frame arrives and its frames dropped, so
+    memory stays flat in the video's length (benchmarks/long_video.py)."""
+    windowed = window_clip_indices(info.num_frames, info.fps, window, spec)
+    centre = EvalTransform(spec, 1)
+    indices = np.concatenate([clip for _, _, clip in windowed])
+    frames: list[np.ndarray | None] = [None] * spec.num_frames
+    filled, done, spans, clips = 0, 0, [], []
+    for image, rows in stream_frames(path, indices, short_side=centre.decode_short_side()):
+        for row in rows:  # rows come in order: a window's rows all arrive before the next one's
+            frames[row % spec.num_frames] = image
+            filled += 1
+            if filled == spec.num_frames:
+                clips.append(centre(np.stack(frames)))
+                spans.append(windowed[done][:2])
+                filled, done = 0, done + 1
+        if len(clips) >= batch:
+            yield spans, torch.stack(clips)
+            spans, clips = [], []
+    if clips:
+        yield spans, torch.stack(clips)

@@ -159,11 +159,13 @@ def decode_views(batch: dict, spec: ClipSpec, clips: int, crops: int, window: fl
     out = {name: [] for name in ("path", "error", "duration", "views", "windows", "spans")}
     for path in batch["path"]:
         try:
-            with local_file(path) as local:
+            with local_file(path) as local:  # windows are decoded as they are iterated: inside, while the copy exists
                 views = video_views(local, spec, clips=clips, crops=crops, window=window)
+                batches = list(views.windows or [])
             error, duration, whole = "", views.info.duration, views.views.numpy()
-            windows = views.windows.numpy() if views.windows is not None else np.zeros((0, 1, *clip_shape), np.uint8)
-            spans = np.array(views.spans or [], np.float64).reshape(-1, 2)
+            empty = np.zeros((0, 1, *clip_shape), np.uint8)
+            windows = np.concatenate([batch_clips.numpy() for _, batch_clips in batches]) if batches else empty
+            spans = np.array([span for batch_spans, _ in batches for span in batch_spans], np.float64).reshape(-1, 2)
         except VideoReadError as failure:
             error, duration, whole = failure.reason, 0.0, np.zeros((0, *clip_shape), np.uint8)
             windows, spans = np.zeros((0, 1, *clip_shape), np.uint8), np.zeros((0, 2))

@@ -16,8 +16,21 @@ length). `read_video` probes and decodes in one open of the file:
 - `KeptVideos` (training): a short video is decoded once, its frames kept in memory scaled
   down to the largest training size, and later epochs cut their clips from them.
 
-Frame indices are time based (``round(t * fps)``), so variable-frame-rate files map onto the
-same index space as constant-rate ones. Everything runs on one thread per call: the DataLoader
+"Frame N of a video" means one thing everywhere (probe, sampling, training's kept frames,
+evaluation, prediction, windows, serving, preview): the frame a player shows at N / fps seconds
+after the first frame it shows, counted as ``round((pts - start) * fps)``. Frames a player does
+not show are not counted: the pre-roll an MP4 edit list hides (a ``-c copy`` cut), and nothing
+before the stream's first timestamp (MPEG-PS, or an MKV whose clock starts late). Decoding from
+the start rewinds the file to its first byte rather than seeking to the stream's start time,
+which in an MPEG program stream lands on the second GOP. Variable-frame-rate files map onto the
+same time-based index space as constant-rate ones. Frames are as displayed: rotation applied,
+and anamorphic pixels (a sample aspect ratio other than 1) scaled to the display width as they
+are decoded, so every later step sees square pixels.
+
+A packet the decoder refuses is skipped and decoding goes on, as ffmpeg does; its frames are
+counted as lost, the file is named as damaged, and only a file where no frame decodes is refused.
+A file with fewer than `MIN_FRAMES` shown frames (a still image named .mp4, a 1-frame video) is
+not a video and is refused with that reason. Everything runs on one thread per call: the DataLoader
 already runs one worker process per core, and FFmpeg's frame threads (or swscale's) only add
 CPU time on runs this short.
 """
@@ -27,7 +40,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -46,6 +59,9 @@ _INTERPOLATION = "BILINEAR"
 # A file whose readable frames fall short of its header's count by more than this share is
 # reported as damaged (a frame or two short is ordinary for some muxers).
 _DAMAGED_BELOW = 0.9
+# Fewer shown frames than this and a file is not a video (a still image, or a single frame):
+# a clip of it would repeat one picture, and a motion classifier's answer on it means nothing.
+MIN_FRAMES = 2
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
@@ -79,11 +95,16 @@ def _rotation(frame: av.VideoFrame) -> int:
     return int(round(angle / 90.0)) % 4 * 90
 
 
-def probe_video(path: str | Path) -> VideoInfo:
+def probe_video(path: str | Path, *, decode_all: bool = False) -> VideoInfo:
     """Read the header, decode the first frame and count the frames that can be read, so unreadable
-    files fail here, not mid-training, and samplers of a truncated file only ask for frames it has."""
+    files fail here, not mid-training, and samplers of a truncated file only ask for frames it has.
+
+    With ``decode_all`` every frame is decoded, so a bad packet in the middle of a file, which
+    its index cannot show, is found and named (``vidcls data``, the health check, asks for it;
+    elsewhere reads name the frames they lose as they go).
+    """
     with contextlib.closing(_open(path)) as container:
-        return _probe(container, path)
+        return _probe(container, path, decode_all)
 
 
 def read_video(
@@ -97,23 +118,28 @@ def read_video(
 
     Why: prediction needs the frame count to pick its frames, and opening, probing and closing,
     then opening again to decode, cost a second container open and header parse per file.
-    ``info``, when the file was already probed, skips the probe. Frames as `read_frames`.
+    ``info``, when the file was already probed, skips the probe. Frames as `read_frames`. The
+    info returned names the file as damaged when this read lost frames to bad packets.
     """
-    with contextlib.closing(_open(path)) as container:
+    with contextlib.closing(_open(path)) as container, _reading(path) as losses:
         info = info or _probe(container, path)
-        return info, _read_frames(container, path, frame_indices(info), short_side)
+        frames = _read_frames(container, path, frame_indices(info), short_side, losses)
+    if losses.cause and not info.damage:
+        info = replace(info, damage=losses.damage())
+    return info, frames
 
 
-def _probe(container: av.container.InputContainer, path: str | Path) -> VideoInfo:
+def _probe(container: av.container.InputContainer, path: str | Path, decode_all: bool = False) -> VideoInfo:
     """`probe_video` on an open container."""
     stream = container.streams.video[0]
     fps = _stream_fps(stream)
-    try:
-        first = next(container.decode(stream))
-    except (av.error.FFmpegError, StopIteration) as error:
-        raise VideoReadError(path, "no frame could be decoded (empty or corrupt file)") from error
-    duration = _duration_seconds(container, stream)
-    num_frames, damage = _readable_frames(container, stream, stream.frames or int(round(duration * fps)))
+    first = next(_frames(container, stream, _Losses()), None)
+    if first is None:
+        raise VideoReadError(path, "no frame could be decoded (empty or corrupt file)")
+    num_frames, damage = _readable_frames(container, stream, decode_all)
+    if num_frames < MIN_FRAMES:
+        raise VideoReadError(path, _not_a_video(container, num_frames))
+    duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
     if duration <= 0 or damage:
         duration = num_frames / fps
     rotation = _rotation(first)
@@ -133,67 +159,175 @@ def _probe(container: av.container.InputContainer, path: str | Path) -> VideoInf
     )
 
 
-def _readable_frames(container, stream, claimed: int) -> tuple[int, str | None]:
-    """The frames that can be read, and why the file is damaged (None when it is not).
+def _not_a_video(container: av.container.InputContainer, num_frames: int) -> str:
+    """Why a file with fewer than `MIN_FRAMES` frames is refused, naming a still image as one."""
+    name = container.format.name
+    if name.endswith("_pipe") or name.startswith("image2"):
+        return f"a still image ({name.split('_')[0]}), not a video; a video needs at least {MIN_FRAMES} frames"
+    return f"{num_frames} frame, not a video; a video needs at least {MIN_FRAMES} frames"
 
-    A whole file has one packet per frame. They are counted in the container's index when it
-    lists every claimed frame inside the file's bytes (read with the header: no pass over the
-    file), else by demuxing (reading the file, no decoding). Only when fewer turn up than the
-    header claims, or demuxing fails, is the stream decoded to find out how far it really reads
-    (some files pack two frames in a packet).
+
+def _readable_frames(container, stream, decode_all: bool = False) -> tuple[int, str | None]:
+    """The frames a player shows that can be read, and why the file is damaged (None when it is not).
+
+    A whole file has one shown packet per frame (an edit list's pre-roll packets are marked
+    as discarded). They are counted in the container's index when it lists every one inside
+    the file's bytes (read with the header: no pass over the file), else by demuxing (reading
+    the file, no decoding); a header without a count (MKV, WebM, MPEG-PS) claims what its
+    packets and its duration span. Only when fewer turn up than the header claims, demuxing
+    fails, or ``decode_all``, is the stream decoded to find out how far it really reads (some
+    files pack two frames in a packet) and how many frames bad packets lose.
     """
-    if 0 < claimed <= _indexed_packets(container, stream):
-        return claimed, None
-    packets, demux_error = _count_packets(container, stream)
-    if claimed <= 0:  # no count in the header (mkv, webm): the packets are the count
-        claimed = packets
-    if packets >= claimed and demux_error is None:
+    claimed, in_file = _indexed_frames(container, stream)
+    whole, demux_error = 0 < claimed <= in_file, None
+    if not whole:
+        packets, demux_error = _count_packets(container, stream)
+        if claimed <= 0:  # a variable-rate file spans more indices than it has packets
+            claimed = max(packets, _span_frames(container, stream))
+        whole = packets >= claimed and demux_error is None
+    if whole and not decode_all:
         return max(claimed, 1), None
-    readable, decode_error = _count_decodable(container, stream)
-    if decode_error is None and readable >= claimed * _DAMAGED_BELOW:
-        return readable, None
-    cause = decode_error or demux_error or "the file ends early"
+    readable, losses = _count_decodable(container, stream)
+    if losses.frames:
+        return readable, f"{losses.frames} of {claimed} frames could not be decoded ({losses.cause}); the others are used"
+    if whole or (losses.cause is None and readable >= claimed * _DAMAGED_BELOW):
+        return (max(claimed, 1) if whole else readable), None
+    cause = losses.cause or demux_error or "the file ends early"
     return readable, f"the header claims {claimed} frames, {readable} can be read ({cause}); only those are used"
 
 
-def _indexed_packets(container, stream) -> int:
-    """Non-empty packets the index lists whose bytes lie inside the file (0 without an index):
-    a file cut short keeps an index at its start (MP4's moov) that points past its end."""
+def _span_frames(container, stream) -> int:
+    """Frame indices the container's duration spans from the first shown frame (0 when unknown).
+
+    An MKV or WebM whose clock starts late (``-output_ts_offset``, ``-copyts``) gives as its
+    duration the time its last frame ends, not the time it lasts.
+    """
+    if not container.duration:
+        return 0
+    seconds = container.duration / av.time_base
+    start = (container.start_time or 0) / av.time_base
+    if 0 < start < seconds:
+        seconds -= start
+    return int(round(seconds * _stream_fps(stream)))
+
+
+def _indexed_frames(container, stream) -> tuple[int, int]:
+    """(frames the header claims are shown, shown frames the index lists inside the file's bytes).
+
+    The header's count includes an edit list's hidden pre-roll, which the index marks as
+    discarded; a file cut short keeps an index at its start (MP4's moov) that points past its end.
+    """
+    entries = stream.index_entries
+    shown = [entry for entry in entries if entry.size and not entry.is_discard]
+    claimed = stream.frames - (len(entries) - len(shown)) if len(entries) >= stream.frames > 0 else stream.frames
     file_size = container.size
-    return sum(1 for entry in stream.index_entries if entry.size and entry.pos + entry.size <= file_size)
+    return claimed, sum(1 for entry in shown if entry.pos + entry.size <= file_size)
 
 
 def _count_packets(container, stream) -> tuple[int, str | None]:
-    """Non-empty packets of the stream (empty ones stand for dropped frames), and the demuxer's error if any."""
-    container.seek(0)
+    """Shown packets of the stream (empty ones stand for dropped frames, discarded ones are an edit
+    list's pre-roll), and the demuxer's error if any."""
+    _rewind(container)
     count = 0
     try:
         for packet in container.demux(stream):
-            count += bool(packet.size)
+            count += bool(packet.size) and not packet.is_discard
     except av.error.FFmpegError as error:
         return count, f"reading stopped: {_reason(error)}"
     return count, None
 
 
-def _count_decodable(container, stream) -> tuple[int, str | None]:
-    """Frames decoded from the start, as the index after the last one (time based, as `read_frames` counts),
-    and the decoder's error if it stopped on one."""
+def _count_decodable(container, stream) -> tuple[int, _Losses]:
+    """Frames decoded from the start, as the index after the last one (time based, as `read_frames`
+    counts), and what the decoder lost on the way."""
+    _rewind(container)
+    clock, count, losses = _Clock(stream), 0, _Losses()
+    for frame in _frames(container, stream, losses, clock):
+        count = max(count, clock.index(frame, count) + 1)
+    return max(count, 1), losses
+
+
+def _rewind(container: av.container.InputContainer) -> None:
+    """Back to the first frame: a seek to 0, not to the stream's start time, which in an MPEG
+    program stream lands on the keyframe after the first GOP."""
     container.seek(0)
-    clock, count = _Clock(stream), 0
+
+
+@dataclass
+class _Losses:
+    """Frames a read could not decode (counted as the gap they leave in the frame indices), and why."""
+
+    frames: int = 0
+    cause: str | None = None
+
+    def damage(self) -> str | None:
+        """How a read names the file's damage, or None when nothing was lost."""
+        if self.cause is None:
+            return None
+        lost = f"{self.frames} frames" if self.frames else "frames"
+        return f"{lost} could not be decoded ({self.cause}) in the part read; the others are used"
+
+
+def _frames(container, stream, losses: _Losses, clock: _Clock | None = None) -> Iterator[av.VideoFrame]:
+    """The stream's frames from where the demuxer stands, as a player shows them.
+
+    A packet the decoder refuses is skipped and decoding goes on (ffmpeg's behaviour); the frames
+    it held are added to ``losses`` as the indices missing between the first and last frame this
+    run gave (with ``clock``). A demuxer error ends the stream. Anamorphic frames come out scaled
+    to square pixels.
+    """
+    display = _SquarePixels(stream)
+    packets = container.demux(stream)
+    failed, seen = False, set()
     try:
-        for frame in container.decode(stream):
-            count = max(count, clock.index(frame, count) + 1)
-    except av.error.FFmpegError as error:
-        return max(count, 1), f"decoding stopped: {_reason(error)}"
-    return max(count, 1), None
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as error:
+                losses.cause = losses.cause or f"reading stopped: {_reason(error)}"
+                return
+            try:
+                decoded = stream.decode(packet)
+            except av.error.FFmpegError as error:
+                failed, losses.cause = True, losses.cause or f"bad packet: {_reason(error)}"
+                continue
+            for frame in decoded:
+                if clock is not None and frame.pts is not None:
+                    seen.add(clock.index_at(frame.pts))
+                yield display(frame)
+    finally:
+        if failed and seen:
+            losses.frames += max(seen) - min(seen) + 1 - len(seen)
 
 
-def _duration_seconds(container, stream) -> float:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / av.time_base
-    return 0.0
+class _SquarePixels:
+    """Scales frames of a stream with non-square pixels to the width a player shows them at
+    (stored width x sample aspect ratio, height kept), in their own YUV format; others pass."""
+
+    def __init__(self, stream) -> None:
+        ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+        self.ratio = float(ratio) if ratio and ratio > 0 else 1.0
+        self.reformatter = VideoReformatter()
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if abs(self.ratio - 1.0) < 1e-3 or _rotation(frame):
+            return frame
+        width = display_width(frame.width, self.ratio, frame.format.name)
+        square = self.reformatter.reformat(
+            frame, width, frame.height, interpolation=_INTERPOLATION, src_color_range=frame.color_range,
+            dst_color_range=frame.color_range, threads=1,
+        )
+        square.colorspace, square.color_range = frame.colorspace, frame.color_range
+        return square
+
+
+def display_width(width: int, sample_aspect: float, pixel_format: str = "rgb24") -> int:
+    """The width a player shows ``width`` stored pixels at (ffmpeg's ``scale=iw*sar:ih``), even
+    for chroma-subsampled formats."""
+    shown = max(1, int(round(width * sample_aspect)))
+    return shown + shown % 2 if _CHROMA_SHIFT.get(pixel_format, (0, 0))[0] else shown
 
 
 def resized_dims(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -233,30 +367,51 @@ def read_frames(
     ``short_side`` the frames are resized (aspect kept) as transformers' VideoMAE processor
     resizes them (see `resize_short_side`).
     """
-    with contextlib.closing(_open(path)) as container:
-        return _read_frames(container, path, indices, short_side)
+    with contextlib.closing(_open(path)) as container, _reading(path) as losses:
+        return _read_frames(container, path, indices, short_side, losses)
 
 
 def _read_frames(
-    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], short_side: int | None
+    container: av.container.InputContainer,
+    path: str | Path,
+    indices: Sequence[int],
+    short_side: int | None,
+    losses: _Losses,
 ) -> np.ndarray:
     """`read_frames` on an open container."""
-    reformatter = VideoReformatter()
     out = None
-    with _errors_name(path):
-        for frames, rows in _decoded(container, path, indices, _CONVERT_BATCH):
-            rgb = [_to_rgb(frame, None, reformatter) for frame in frames]
-            if short_side is None:
-                converted = rgb
-            elif len({image.shape for image in rgb}) == 1:
-                converted = resize_short_side(np.stack(rgb), short_side)
-            else:
-                converted = [resize_short_side(image[None], short_side)[0] for image in rgb]
-            if out is None:
-                out = np.empty((len(indices), *converted[0].shape), np.uint8)
-            for image, where in zip(converted, rows):
-                out[where] = image
+    for image, where in _converted(container, path, indices, short_side, losses):
+        if out is None:
+            out = np.empty((len(indices), *image.shape), np.uint8)
+        out[where] = image
     return out
+
+
+def stream_frames(
+    path: str | Path, indices: Sequence[int], *, short_side: int | None = None
+) -> Iterator[tuple[np.ndarray, list[int]]]:
+    """The frames of `read_frames`, one at a time as they are decoded, each with the positions of
+    ``indices`` it fills (in index order): a caller that consumes them as they come (prediction's
+    windows) holds a few frames, not the whole list. Bad packets are logged as `read_frames` does."""
+    with contextlib.closing(_open(path)) as container, _reading(path) as losses:
+        yield from _converted(container, path, indices, short_side, losses)
+
+
+def _converted(
+    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], short_side: int | None,
+    losses: _Losses,
+) -> Iterator[tuple[np.ndarray, list[int]]]:
+    """Decoded frames as RGB (resized to ``short_side``), each with its output rows, converted in batches."""
+    reformatter = VideoReformatter()
+    for frames, rows in _decoded(container, path, indices, _CONVERT_BATCH, losses):
+        rgb = [_to_rgb(frame, None, reformatter) for frame in frames]
+        if short_side is None:
+            converted = rgb
+        elif len({image.shape for image in rgb}) == 1:
+            converted = resize_short_side(np.stack(rgb), short_side)
+        else:
+            converted = [resize_short_side(image[None], short_side)[0] for image in rgb]
+        yield from zip(converted, rows)
 
 
 def read_clip(path: str | Path, indices: Sequence[int], window: ClipWindow) -> np.ndarray:
@@ -282,8 +437,8 @@ def read_clips(
     (`shrink_frame`), so a clip cut from kept frames (`cut_clips`) has exactly these pixels.
     """
     writer = _ClipWriter(clips)
-    with contextlib.closing(_open(path)) as container, _errors_name(path):
-        for (frame,), (rows,) in _decoded(container, path, writer.every_index, 1):
+    with contextlib.closing(_open(path)) as container, _reading(path) as losses:
+        for (frame,), (rows,) in _decoded(container, path, writer.every_index, 1, losses):
             writer.write(shrink_frame(frame, shrink_to), rows)
     return writer.outs
 
@@ -292,8 +447,8 @@ def read_all_frames(path: str | Path, num_frames: int, shrink_to: int | None = N
     """Every frame of a video as `read_clips` would use it: item i is the (shrunk) frame a clip
     asking for frame i gets, for ``num_frames`` indices (its probed count)."""
     kept: list[av.VideoFrame | None] = [None] * num_frames
-    with contextlib.closing(_open(path)) as container, _errors_name(path):
-        for (frame,), (rows,) in _decoded(container, path, range(num_frames), 1):
+    with contextlib.closing(_open(path)) as container, _reading(path) as losses:
+        for (frame,), (rows,) in _decoded(container, path, range(num_frames), 1, losses):
             small = shrink_frame(frame, shrink_to)
             for row in rows:
                 kept[row] = small
@@ -419,17 +574,33 @@ def _rows_by_clip(rows: list[int], starts: np.ndarray) -> Iterator[tuple[int, li
 _CONVERT_BATCH = 16
 
 
+# Damage reads of this process found, by path: named once in the log (an epoch does not name a
+# file again), and asked for by `damage_found` (a timeline's windows are read after the clips).
+_FOUND_DAMAGE: dict[str, str] = {}
+
+
+def damage_found(path: str | Path) -> str | None:
+    """How the reads of ``path`` in this process found it damaged (frames lost), or None."""
+    return _FOUND_DAMAGE.get(str(path))
+
+
 @contextlib.contextmanager
-def _errors_name(path: str | Path):
-    """Re-raise FFmpeg's errors while reading ``path`` as `VideoReadError` naming the file."""
+def _reading(path: str | Path) -> Iterator[_Losses]:
+    """The frames a read of ``path`` loses to bad packets, recorded for `damage_found` and named
+    once in the log (training's log shows a damaged file when it is first read); FFmpeg's errors
+    re-raised as `VideoReadError`."""
+    losses = _Losses()
     try:
-        yield
+        yield losses
     except av.error.FFmpegError as error:
         raise VideoReadError(path, f"decoding failed ({_reason(error)})") from error
+    if losses.cause and str(path) not in _FOUND_DAMAGE:
+        _FOUND_DAMAGE[str(path)] = losses.damage()
+        logger.warning("damaged %s: %s", path, losses.damage())
 
 
 def _decoded(
-    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], batch: int
+    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], batch: int, losses: _Losses
 ) -> Iterator[tuple[list[av.VideoFrame], list[list[int]]]]:
     """Decode the frames ``indices`` ask for, ``batch`` at a time, each with the output rows it fills."""
     if len(indices) == 0:
@@ -440,7 +611,7 @@ def _decoded(
     frames: list[av.VideoFrame] = []
     frame_rows: list[list[int]] = []
     stream = container.streams.video[0]
-    for frame, frame_indices in _wanted_frames(container, stream, sorted(rows), path):
+    for frame, frame_indices in _wanted_frames(container, stream, sorted(rows), path, losses):
         wanted_rows = [row for index in frame_indices for row in rows[index]]
         if frames and frame is frames[-1]:  # the last frame also serves the indices past the end
             frame_rows[-1].extend(wanted_rows)
@@ -518,27 +689,29 @@ class _Clock:
         return self.start + int(index * self.den / (self.fps * self.num))
 
 
-def _wanted_frames(container, stream, wanted: list[int], path) -> Iterator[tuple[av.VideoFrame, list[int]]]:
+def _wanted_frames(
+    container, stream, wanted: list[int], path, losses: _Losses
+) -> Iterator[tuple[av.VideoFrame, list[int]]]:
     """Yield (frame, the wanted indices it serves), in order, one seek per far-apart run of indices."""
     clock = _Clock(stream)
     keyframes = _keyframe_indices(stream, clock) if clock.num else None
     for segment in _segments(wanted, keyframes):
-        yield from _decode_segment(container, stream, segment, clock, path)
+        yield from _decode_segment(container, stream, segment, clock, path, losses)
 
 
-def _decode_segment(container, stream, wanted: list[int], clock: _Clock, path):
+def _decode_segment(container, stream, wanted: list[int], clock: _Clock, path, losses: _Losses):
     if wanted[0] > 0 and clock.num:
         container.seek(clock.pts(wanted[0]), stream=stream, backward=True, any_frame=False)
-        frames = container.decode(stream)
+        frames = _frames(container, stream, losses, clock)
         first = next(frames, None)
         # A seek landing after the first wanted frame (a bad index in the file), or on frames
         # without timestamps, cannot be trusted: decode from the start instead.
         if first is not None and first.pts is not None and clock.index(first, 0) <= wanted[0]:
             yield from _assign(_chain(first, frames), wanted, clock)
             return
-    container.seek(stream.start_time or 0, stream=stream)
+    _rewind(container)
     found = False
-    for item in _assign(container.decode(stream), wanted, clock):
+    for item in _assign(_frames(container, stream, losses, clock), wanted, clock):
         found = True
         yield item
     if not found:

@@ -57,7 +57,7 @@ def data(
     ] = None,
 ) -> None:
     """Show the classes, splits and videos vidcls finds in a dataset folder."""
-    index = discover_dataset(root, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed, model_dir=model)
+    index = discover_dataset(root, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed, model_dir=model, decode_all=True)
     console.print(
         f"[bold]{index.root}[/] ({index.layout} layout, {len(index.labels)} classes, split from {index.split_source})",
         highlight=False, soft_wrap=True,

@@ -90,8 +90,10 @@ def predict(
             failed += 1
             console_err.print(f"[red]failed[/] {result['path']}: {result['error']}", highlight=False, soft_wrap=True)
         elif json_lines:
+            _warn(result)
             typer.echo(json.dumps(result))  # as each video is done, so a pipe sees results while others run
         else:
+            _warn(result)
             predicted.append(result)
     if predicted:
         console.print(_results_table(predicted))
@@ -100,6 +102,12 @@ def predict(
             console.print(_timeline_table(result))
     if failed:
         raise typer.Exit(1)
+
+
+def _warn(result: dict) -> None:
+    """Name on stderr what a classified file's result warns about (damage)."""
+    for warning in result["warnings"]:
+        console_err.print(f"[yellow]warning[/] {result['path']}: {warning}", highlight=False, soft_wrap=True)
 
 
 def _predict_on_ray(model: str, paths: list[Path] | None, manifest: str | None, output: str | None, **options) -> None:

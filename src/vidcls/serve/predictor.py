@@ -14,7 +14,7 @@ import os
 import time
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import asyncio
 
@@ -23,7 +23,8 @@ import torch
 from fastapi import HTTPException
 from PIL import Image
 
-from vidcls.prediction import VideoClassifier
+from vidcls.preprocess import WindowBatch
+from vidcls.prediction import VideoClassifier, file_warnings
 from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.schemas import PredictOptions, PredictResponse
 from vidcls.video_io import probe_video
@@ -82,17 +83,23 @@ class Predictor:
         )
         probabilities = await self.batcher.probabilities(views.views.unsqueeze(0))
         top_k = self.classifier.postprocess(probabilities, options.top_k)
-        windows = await self._timeline(views.windows, views.spans, options.top_k) if options.window else []
+        windows = await self._timeline(views.windows, options.top_k) if views.windows is not None else []
         frames = await self._in_worker(frame_strip, views.views[len(views.views) // 2]) if options.frames else []
         return PredictResponse(
             model=self.model_name, top_k=top_k, duration=info.duration, windows=windows, frames=frames,
+            warnings=file_warnings(views.info),
             time_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    async def _timeline(self, windows: torch.Tensor, spans: list[tuple[float, float]], top_k: int) -> list[dict]:
-        """Per-window top-k, each window a job of the forward batcher."""
-        rows = await asyncio.gather(*(self.batcher.probabilities(window.unsqueeze(0)) for window in windows))
-        return self.classifier.timeline(torch.stack(rows), spans, top_k)
+    async def _timeline(self, windows: Iterator[WindowBatch], top_k: int) -> list[dict]:
+        """Per-window top-k, each window a job of the forward batcher, decoded a batch at a time in a
+        worker as the timeline is scored: only the scores are kept."""
+        timeline = []
+        while (batch := await self._in_worker(next, windows, None)) is not None:
+            spans, clips = batch
+            rows = await asyncio.gather(*(self.batcher.probabilities(clip.unsqueeze(0)) for clip in clips))
+            timeline += self.classifier.timeline(torch.stack(rows), spans, top_k)
+        return timeline
 
     async def _in_worker(self, function: Callable[..., T], *args, **kwargs) -> T:
         """Run CPU work (decoding, JPEG encoding) in a thread, no more at once than there are cores."""

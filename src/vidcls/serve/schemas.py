@@ -52,6 +52,9 @@ class PredictResponse(BaseModel):
     frames: list[str] = Field(
         default_factory=list, description="JPEG data URLs of the frames the model saw, when `frames=true`."
     )
+    warnings: list[str] = Field(
+        default_factory=list, description="What to know about a file still classified: damage (frames lost)."
+    )
 
 
 class HealthResponse(BaseModel):
