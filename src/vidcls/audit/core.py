@@ -34,16 +34,12 @@ class Leakage:
     held: dict[str, dict[str, int]]
     pairs: list[dict]
 
-    @property
-    def count(self) -> int:
-        """Held-out videos with at least one copy in train (or, for test, in val)."""
-        return len({p["held_out"] for p in self.pairs})
-
-    def headline(self) -> list[str]:
-        """One sentence per (held-out split, other split) with copies, e.g. "3 test videos have a near-copy in train"."""
+    def headline(self, only: str | None = None) -> list[str]:
+        """One sentence per (held-out split, other split) with copies, e.g. "3 test videos have a near-copy
+        in train"; ``only`` keeps one held-out split."""
         return [
             f"{n} {split} video{'s' if n != 1 else ''} {'have' if n != 1 else 'has'} a near-copy in {other}"
-            for split, others in self.held.items() for other, n in others.items() if n
+            for split, others in self.held.items() if only in (None, split) for other, n in others.items() if n
         ]
 
 
@@ -111,12 +107,14 @@ def cross_split_copies(index: DatasetIndex, cache_dir: Path | None = None) -> Le
     return _leakage(pairs, [split for split, _ in kept])
 
 
-def leakage_warning(index: DatasetIndex, command: str) -> str | None:
-    """The warning `vidcls data`, `train` and `eval` print when held-out videos have copies, or None."""
+def leakage_warning(index: DatasetIndex, command: str, split: str | None = None) -> str | None:
+    """The warning `vidcls data`, `train` and `eval` print when held-out videos (of ``split`` only,
+    when given) have copies in another split, or None."""
     leakage = cross_split_copies(index)
-    if not leakage.count:
+    headline = leakage.headline(split)
+    if not headline:
         return None
-    return f"{'; '.join(leakage.headline())}: scores on them are a memory test. List them: {command}"
+    return f"{'; '.join(headline)}: scores on them measure memory. List them: {command}"
 
 
 def run_audit(

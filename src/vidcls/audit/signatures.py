@@ -159,10 +159,15 @@ class SignatureCache:
             self.db.close()
 
 
+CACHE_ENV = "VIDCLS_AUDIT_CACHE"
+
+
 def default_cache_dir() -> Path:
-    """Where signatures are cached unless told: the user's cache folder, never the dataset folder."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vidcls" / "audit"
+    """Where signatures are cached unless told: $VIDCLS_AUDIT_CACHE, else the user's cache folder,
+    never the dataset folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidcls" / "audit"
 
 
 def compute_signatures(
