@@ -195,3 +195,51 @@ def test_the_cross_split_check_counts_an_exact_copy_in_the_flat_layouts_split(tm
 
     leakage = cross_split_copies(index)
     assert leakage.held == ({} if copy_split == "test" else {"test": {copy_split: 1}})
+
+
+def test_global_motion_tells_the_direction_of_a_moving_square_whatever_its_contrast():
+    from vidcls.audit.signatures import global_motion, thumbnails
+
+    def flow(label, seed):
+        frames = moving_square(label, seed=seed)
+        return global_motion(thumbnails(frames[::2], 0.05)[:, 0], 2 / 25)
+
+    for seed in range(3):
+        right, left, down = flow("MoveRight", seed), flow("MoveLeft", seed), flow("MoveDown", seed)
+        assert right[0] > 0 > left[0] and abs(right[1]) < right[0]
+        assert down[1] > 0 and abs(down[0]) < down[1]
+    inverted = 255 - moving_square("MoveRight", seed=5)  # light background, dark square
+    assert global_motion(thumbnails(inverted[::2], 0.05)[:, 0], 2 / 25)[0] > 0
+
+
+def test_label_issues_from_the_default_recipe_are_listed_with_a_suggested_label(leaky, tmp_path):
+    result = runner.invoke(app, ["audit", str(leaky), "--label-issues", "--json", str(tmp_path / "a.json")])
+    assert result.exit_code == 0, result.output
+    found = json.loads((tmp_path / "a.json").read_text())
+    assert "logistic regression" in found["label_method"]
+    assert all(i["given"] != i["suggested"] and i["given"] == found["videos"][i["index"]]["label"] for i in found["label_issues"])
+
+
+def test_a_given_model_scores_labels_and_gives_embeddings(leaky, tmp_path):
+    from vidcls.models import create_model, save_model
+
+    model = tmp_path / "untrained"
+    save_model(create_model("motion", list(CLASSES)), model)
+    out = tmp_path / "a.json"
+    result = runner.invoke(app, ["audit", str(leaky), "--model", str(model), "--signature", "embeddings", "--label-issues", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert found["signature"] == f"embeddings of {model}" and "given model" in found["label_method"]
+    refused = runner.invoke(app, ["audit", str(leaky), "--signature", "embeddings"])
+    assert "embeddings need a model" in str(refused.exception)  # main() prints it as one line
+
+
+@pytest.mark.slow
+def test_the_motion_recipe_gives_every_video_an_out_of_fold_probability(leaky):
+    from vidcls.audit.label_issues import out_of_fold_probabilities
+
+    index = discover_dataset(leaky)
+    records = [r for rs in index.splits.values() for r in rs]
+    probabilities = out_of_fold_probabilities(records, index.labels, steps=2, workers=0)
+    assert probabilities.shape == (len(records), len(CLASSES))
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-4)

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from vidcls.audit.duplicates import Pair, find_duplicates
-from vidcls.audit.label_issues import FOLDS, FOLD_STEPS, model_probabilities, out_of_fold_probabilities, rank_label_issues
+from vidcls.audit.label_issues import (
+    FOLD_STEPS, FOLDS, RECIPES, model_probabilities, out_of_fold_probabilities, rank_label_issues, signature_probabilities,
+)
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
 from vidcls.audit.signatures import THUMBNAIL_KIND, SignatureCache, compute_signatures, default_cache_dir, thumbnail_signature
+from vidcls.errors import VidclsError
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 
 logger = logging.getLogger(__name__)
 
+SIGNATURES = ("thumbnails", "embeddings")
 REFERENCE_SPLIT = "train"
 HELD_OUT_SPLITS = ("val", "test")
 
@@ -121,8 +125,10 @@ def run_audit(
     data: str | Path,
     *,
     model: str | None = None,
+    signature: str = SIGNATURES[0],
     label_issues: bool = False,
     folds: int = FOLDS,
+    recipe: str = RECIPES[0],
     fold_steps: int = FOLD_STEPS,
     seed: int = 0,
     cache_dir: Path | None = None,
@@ -130,8 +136,14 @@ def run_audit(
     workers: int | None = None,
 ) -> AuditResult:
     """Audit a dataset folder (either layout; a flat one split as ``model`` was trained, else by the
-    default seed). ``model`` also makes near-duplicates compare its features instead of thumbnails,
-    and, with ``label_issues``, scores labels instead of k-fold training (weaker: see `label_issues`)."""
+    default seed). With ``label_issues``, ``model`` scores the labels instead of the k-fold ``recipe``
+    (weaker: see `label_issues`); ``signature="embeddings"`` compares its features instead of
+    thumbnails for near-duplicates.
+    """
+    if recipe not in RECIPES:
+        raise VidclsError(f"label-issue recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
+    if signature not in SIGNATURES or (signature == "embeddings" and not model):
+        raise VidclsError(f"signature must be one of {', '.join(SIGNATURES)} (embeddings need a model), not {signature!r}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     index = discover_dataset(data, model_dir=model if model and Path(model).is_dir() else None)
@@ -143,7 +155,8 @@ def run_audit(
     splits = [split for split, _ in entries]
     thumbs = [signatures[r.path] for r in records]
     started = time.perf_counter()
-    near, signature_name = _near_duplicate_pairs(thumbs, records, model, cache_dir, device)
+    embed_with = model if signature == "embeddings" else None
+    near, signature_name = _near_duplicate_pairs(thumbs, records, embed_with, cache_dir, device)
     timings["duplicates"] = time.perf_counter() - started
     leakage = _leakage(near, splits)
     videos = [
@@ -173,6 +186,10 @@ def run_audit(
         if model:
             probabilities = model_probabilities(model, records, index.labels, device=device, workers=workers)
             result.label_method = f"the given model {model} (its training split was seen with its labels: weaker evidence there)"
+        elif recipe == "signature":
+            features = np.stack([s.motion for s in thumbs])
+            probabilities = signature_probabilities(features, labels, index.labels, folds=folds, seed=seed)
+            result.label_method = f"out-of-fold probabilities, {folds} folds of a logistic regression on global-motion figures"
         else:
             probabilities = out_of_fold_probabilities(
                 records, index.labels, folds=folds, steps=fold_steps, seed=seed, device=device, workers=workers,
@@ -186,7 +203,9 @@ def run_audit(
 def _near_duplicate_pairs(
     thumbs: list, records: list[VideoRecord], model: str | None, cache_dir: Path | None, device: str | None,
 ) -> tuple[list[Pair], str]:
-    """Pairs from thumbnails, or, with a model, exact pairs from thumbnails and near pairs from its features."""
+    """Pairs from thumbnails, or, with a model, exact pairs from thumbnails and near pairs from its
+    features, centred on their mean over the folder (features after a ReLU all point one way, so
+    their raw cosines are all near 1)."""
     if not model:
         return find_duplicates(thumbs), "thumbnails (low-frequency DCT of Y, Cb, Cr)"
     from vidcls.audit.embeddings import ModelEmbedder
@@ -199,7 +218,9 @@ def _near_duplicate_pairs(
         cache.close()
     exact = find_duplicates(thumbs, max_distance=-1.0)
     usable = [i for i, r in enumerate(records) if r.path in embedded]
-    near = find_duplicates([embedded[records[i].path] for i in usable], metric="cosine")
+    features = [embedded[records[i].path] for i in usable]
+    mean = np.concatenate([s.frames[0] for s in features]).mean(0)
+    near = find_duplicates([replace(s, frames=s.frames - mean) for s in features], metric="cosine")
     remapped = [Pair(usable[p.a], usable[p.b], p.distance, False) for p in near if not p.exact]
     known = {(p.a, p.b) for p in exact}
     return exact + [p for p in remapped if (p.a, p.b) not in known], f"embeddings of {model}"

@@ -50,4 +50,4 @@ class ModelEmbedder:
         self.features.clear()
         model_logits(self.loaded.model, views.to(next(self.loaded.model.parameters()).device), self.loaded.spec)
         features = torch.cat(self.features).numpy().astype(np.float32)
-        return Signature(features[None], "", float("nan"))
+        return Signature(features[None], "", float("nan"), np.empty(0, np.float32))

@@ -12,6 +12,9 @@ at the best-matching pair of zooms, so a copy cropped by a few percent per side 
 With a model, the descriptors are instead the model's pooled features of several clips
 (`vidcls.audit.embeddings`).
 
+The same thumbnails give a few global-motion figures per video (`global_motion`: pan, tilt,
+zoom, rotation), the features of the cheap label-issue classifier (`label_issues`).
+
 The cache is a SQLite file keyed by (kind, resolved path, size, mtime): a second run on a
 grown folder decodes only the new or changed files.
 """
@@ -45,7 +48,8 @@ CHROMA_BLOCK = 4  # and 4x4 of each colour-difference plane
 # Share of each side dropped before the thumbnail: the first keeps clear of black borders and
 # edge noise, the second matches a copy cropped by about 4% per side.
 CROP_BORDERS = (0.05, 0.09)
-THUMBNAIL_KIND = "dct-v1"
+THUMBNAIL_KIND = "dct-v2"
+MOTION_FEATURES = 8
 CACHE_FILE = "signatures.sqlite"
 
 
@@ -56,11 +60,12 @@ class Signature:
     ``frames`` (views, n, d) float32 descriptors on the time grid, one row of n per view (a
     zoom of the thumbnail, or one for embeddings); ``content`` a hash of the decoded
     sampled pixels and frame count (equal for the same decoded video in any container);
-    ``brightness`` mean luma 0-255."""
+    ``brightness`` mean luma 0-255; ``motion`` the `global_motion` figures (empty for embeddings)."""
 
     frames: np.ndarray
     content: str
     brightness: float
+    motion: np.ndarray
 
     @property
     def summary(self) -> np.ndarray:
@@ -110,6 +115,33 @@ def frame_descriptors(frames: np.ndarray, border: float = CROP_BORDERS[0]) -> np
     return np.concatenate([b.reshape(len(frames), -1) for b in blocks], axis=1) / THUMBNAIL
 
 
+def global_motion(luma: np.ndarray, step_seconds: float) -> np.ndarray:
+    """(n, S, S) luma thumbnails on the time grid -> `MOTION_FEATURES` figures: the mean and the
+    median over time of the flow at the textured part's centre (x, y), its divergence (zoom) and
+    curl (rotation), per second.
+
+    Each step fits one affine flow field to the brightness change between neighbouring thumbnails
+    (least squares on ``dI/dt = -(u dI/dx + v dI/dy)``). It is cheap and knows nothing of classes,
+    and it does not see a dark object from a light one (both signs of contrast give the same flow).
+    """
+    size = luma.shape[-1]
+    y, x = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
+    grad_y, grad_x = np.gradient(0.5 * (luma[:-1] + luma[1:]), axis=(1, 2))
+    change = luma[1:] - luma[:-1]
+    steps = []
+    for gx, gy, dt in zip(grad_x, grad_y, change):
+        a = np.stack([gx, gx * x, gx * y, gy, gy * x, gy * y], -1).reshape(-1, 6)
+        normal = a.T @ a
+        p = np.linalg.solve(normal + 1e-3 * np.trace(normal) / 6 * np.eye(6) + 1e-9 * np.eye(6), a.T @ -dt.reshape(-1))
+        weight = gx**2 + gy**2
+        cx, cy = ((weight * x).sum(), (weight * y).sum()) / max(weight.sum(), 1e-9)
+        steps.append([p[0] + p[1] * cx + p[2] * cy, p[3] + p[4] * cx + p[5] * cy, p[1] + p[5], p[4] - p[2]])
+    if not steps:
+        return np.zeros(MOTION_FEATURES, np.float32)
+    flow = np.array(steps) / step_seconds
+    return np.concatenate([flow.mean(0), np.median(flow, 0)]).astype(np.float32)
+
+
 def thumbnail_signature(path: Path, info: VideoInfo) -> Signature:
     """Decode the time grid's frames of one video and describe them."""
     from vidcls.video_io import read_video  # the decoder loads when a signature is computed
@@ -119,7 +151,9 @@ def thumbnail_signature(path: Path, info: VideoInfo) -> Signature:
     digest.update(frames.tobytes())
     luma = frames.astype(np.float32) @ _YCBCR[0]
     views = np.stack([frame_descriptors(frames, border) for border in CROP_BORDERS])
-    return Signature(views, digest.hexdigest(), float(luma.mean()))
+    step = info.num_frames / info.fps / len(frames)
+    motion = global_motion(thumbnails(frames, CROP_BORDERS[0])[:, 0], step)
+    return Signature(views, digest.hexdigest(), float(luma.mean()), motion)
 
 
 class SignatureCache:
@@ -144,13 +178,15 @@ class SignatureCache:
         if row is None:
             return None
         stored = np.load(io.BytesIO(row[0]))
-        return Signature(stored["frames"], str(stored["content"]), float(stored["brightness"]))
+        return Signature(stored["frames"], str(stored["content"]), float(stored["brightness"]), stored["motion"])
 
     def put(self, key: str, signature: Signature) -> None:
         if self.db is None:
             return
         buffer = io.BytesIO()
-        np.savez(buffer, frames=signature.frames, content=signature.content, brightness=signature.brightness)
+        np.savez(
+            buffer, frames=signature.frames, content=signature.content, brightness=signature.brightness, motion=signature.motion,
+        )
         self.db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?)", (key, buffer.getvalue()))
 
     def close(self) -> None:

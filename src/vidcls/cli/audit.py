@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 from rich.table import Table
@@ -64,16 +64,26 @@ def audit(
     data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
     model: Annotated[
         Optional[str],
-        typer.Option(help="Trained model directory: its split (flat folders), its features for near-duplicates, "
-                     "and its probabilities for --label-issues instead of k-fold training."),
+        typer.Option(help="Trained model directory: its split (flat folders), its probabilities for --label-issues "
+                     "instead of k-fold training, and its features with --signature embeddings."),
     ] = None,
+    signature: Annotated[
+        Literal["thumbnails", "embeddings"],
+        typer.Option(help="What near-duplicates are compared on: thumbnails (any copy keeps them), or embeddings "
+                     "(the --model's features; a classifier's features make videos of one class alike)."),
+    ] = "thumbnails",
     report: Annotated[Optional[Path], typer.Option(help="Write report.md, report.json and frame strips to this folder.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every finding to this JSON file.")] = None,
     label_issues: Annotated[
-        bool, typer.Option("--label-issues", help="Find likely mislabelled videos (k-fold training: minutes).")
+        bool, typer.Option("--label-issues", help="Find likely mislabelled videos (out-of-fold probabilities + cleanlab).")
     ] = False,
     folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold training.")] = FOLDS,
-    fold_steps: Annotated[int, typer.Option(min=1, help="Optimizer steps per fold model.")] = FOLD_STEPS,
+    fold_recipe: Annotated[
+        Literal["signature", "motion"],
+        typer.Option(help="signature: a logistic regression on each video's global motion (seconds); "
+                     "motion: train the motion preset per fold (minutes each)."),
+    ] = "signature",
+    fold_steps: Annotated[int, typer.Option(min=1, help="--fold-recipe motion: optimizer steps per fold model.")] = FOLD_STEPS,
     seed: Annotated[int, typer.Option(help="Seed of the folds and their training.")] = 0,
     cache: Annotated[
         Optional[Path], typer.Option(help="Signature cache folder (default: $VIDCLS_AUDIT_CACHE, else ~/.cache/vidcls/audit).")
@@ -87,7 +97,7 @@ def audit(
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     result = run_audit(
-        data, model=model, label_issues=label_issues, folds=folds, fold_steps=fold_steps, seed=seed, cache_dir=cache,
+        data, model=model, signature=signature, label_issues=label_issues, folds=folds, recipe=fold_recipe, fold_steps=fold_steps, seed=seed, cache_dir=cache,
         device=device, workers=workers,
     )
     console.print(
