@@ -243,3 +243,23 @@ def test_the_motion_recipe_gives_every_video_an_out_of_fold_probability(leaky):
     probabilities = out_of_fold_probabilities(records, index.labels, steps=2, workers=0)
     assert probabilities.shape == (len(records), len(CLASSES))
     assert np.allclose(probabilities.sum(1), 1, atol=1e-4)
+
+
+def test_an_evaluation_report_says_when_test_videos_have_a_copy_in_train(leaky, tmp_path):
+    from vidcls.evaluation import evaluate
+    from vidcls.models import create_model, save_model
+    from vidcls.report import write_report
+
+    model = tmp_path / "untrained"
+    save_model(create_model("motion", list(CLASSES)), model)
+    result = evaluate(str(model), leaky, clips=1, workers=0)
+    assert result.leakage.startswith("1 test video has a near-copy in train")
+    assert "**Leakage**: 1 test video" in write_report(result, tmp_path / "report")["markdown"].read_text()
+    assert evaluate(str(model), leaky, clips=1, workers=0, leakage_check=False).leakage is None
+
+
+@pytest.mark.slow
+def test_train_warns_about_a_planted_copy_before_training(leaky, tmp_path):
+    result = runner.invoke(app, ["train", str(leaky), "-o", str(tmp_path / "m"), "--epochs", "1", "--workers", "0", "--no-flip"])
+    assert result.exit_code == 0, result.output
+    assert "1 test video has a near-copy in train" in result.output
