@@ -33,10 +33,9 @@ HELD_OUT_SPLITS = ("val", "test")
 
 @dataclass
 class Leakage:
-    """Videos of a held-out split with a copy in another split: held[split] -> {reference split: count}, and the pairs."""
+    """Videos of a held-out split with a copy in another split: held[split] -> {other split: count}."""
 
     held: dict[str, dict[str, int]]
-    pairs: list[dict]
 
     def headline(self, only: str | None = None) -> list[str]:
         """One sentence per (held-out split, other split) with copies, e.g. "3 test videos have a near-copy
@@ -80,31 +79,26 @@ def _records(index: DatasetIndex) -> list[tuple[str, VideoRecord]]:
 def _leakage(pairs: list[Pair], splits: list[str]) -> Leakage:
     """Count held-out videos (val, test) with a copy in train, and test videos with one in val."""
     held: dict[str, dict[str, set[int]]] = {}
-    listed = []
     for pair in pairs:
         for mine, other in ((pair.a, pair.b), (pair.b, pair.a)):
             split, other_split = splits[mine], splits[other]
             if split in HELD_OUT_SPLITS and (other_split == REFERENCE_SPLIT or (split, other_split) == ("test", "val")):
                 held.setdefault(split, {}).setdefault(other_split, set()).add(mine)
-                listed.append({"held_out": mine, "other": other, "distance": pair.distance, "exact": pair.exact})
-    counts = {split: {other: len(found) for other, found in others.items()} for split, others in held.items()}
-    return Leakage(counts, listed)
+    return Leakage({split: {other: len(found) for other, found in others.items()} for split, others in held.items()})
 
 
-def thumbnail_signatures(
-    records: list[VideoRecord], cache_dir: Path | None, workers: int = 2,
-) -> tuple[dict, dict]:
+def thumbnail_signatures(records: list[VideoRecord], cache_dir: Path | None) -> tuple[dict, dict]:
     """Thumbnail signatures of ``records`` (cached under ``cache_dir``, by default `default_cache_dir`), and the failures."""
     cache = SignatureCache(cache_dir or default_cache_dir())
     try:
-        return compute_signatures([(r.path, r.info) for r in records], thumbnail_signature, THUMBNAIL_KIND, cache, workers)
+        return compute_signatures([(r.path, r.info) for r in records], thumbnail_signature, THUMBNAIL_KIND, cache)
     finally:
         cache.close()
 
 
 def cross_split_copies(index: DatasetIndex, cache_dir: Path | None = None) -> Leakage:
     """The cheap check: exact and near-duplicate thumbnails across splits (see `Leakage`)."""
-    entries = [(split, record) for split, record in _records(index)]
+    entries = _records(index)
     signatures, _ = thumbnail_signatures([r for _, r in entries], cache_dir)
     kept = [(split, r) for split, r in entries if r.path in signatures]
     pairs = find_duplicates([signatures[r.path] for _, r in kept])

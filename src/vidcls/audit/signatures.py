@@ -51,6 +51,7 @@ CROP_BORDERS = (0.05, 0.09)
 THUMBNAIL_KIND = "dct-v2"
 MOTION_FEATURES = 8
 CACHE_FILE = "signatures.sqlite"
+DECODE_THREADS = 2  # videos decoded at once (PyAV releases the GIL; one thread each)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def compute_signatures(
     describe: Callable[[Path, VideoInfo], Signature],
     kind: str,
     cache: SignatureCache,
-    workers: int = 2,
+    workers: int = DECODE_THREADS,
 ) -> tuple[dict[Path, Signature], dict[Path, str]]:
     """Signatures of every video (from the cache where the file is unchanged), and the reason for each
     video that failed: one unreadable file never stops the audit."""
