@@ -263,3 +263,11 @@ def test_train_warns_about_a_planted_copy_before_training(leaky, tmp_path):
     result = runner.invoke(app, ["train", str(leaky), "-o", str(tmp_path / "m"), "--epochs", "1", "--workers", "0", "--no-flip"])
     assert result.exit_code == 0, result.output
     assert "1 test video has a near-copy in train" in result.output
+
+
+def test_a_video_gone_since_the_folder_was_scanned_is_reported_not_fatal(tmp_path):
+    videos = [write_video(tmp_path / f"v{i}.avi", moving_square("MoveUp", seed=i)) for i in range(2)]
+    items = [(p, probe_video(p)) for p in videos]
+    videos[0].unlink()
+    found, failed = compute_signatures(items, thumbnail_signature, "k", SignatureCache(tmp_path / "cache"))
+    assert list(found) == [videos[1]] and "cannot read the file" in failed[videos[0]]

@@ -65,12 +65,13 @@ def listed_pairs(result: AuditResult) -> list[dict]:
     return sorted(result.pairs, key=lambda p: (not p["cross_split"], p["distance"]))
 
 
-def _name(video: dict, root: str) -> str:
-    return Path(video["path"]).relative_to(root).as_posix()
+def relative(path: str, root: str) -> str:
+    """An audited path as shown: relative to the dataset folder, which holds every audited video."""
+    return Path(path).relative_to(root).as_posix()
 
 
 def _caption(video: dict, root: str) -> str:
-    return f"{video['split']} / {video['label']}: {_name(video, root)}"
+    return f"{video['split']} / {video['label']}: {relative(video['path'], root)}"
 
 
 def write_audit_report(result: AuditResult, out_dir: str | Path) -> dict[str, Path]:

@@ -216,11 +216,16 @@ def compute_signatures(
 ) -> tuple[dict[Path, Signature], dict[Path, str]]:
     """Signatures of every video (from the cache where the file is unchanged), and the reason for each
     video that failed: one unreadable file never stops the audit."""
-    items = list(items)
-    keys = {path: cache.key(kind, path) for path, _ in items}
+    failed: dict[Path, str] = {}
+    keys = {}
+    for path, _ in items:
+        try:
+            keys[path] = cache.key(kind, path)
+        except OSError as error:  # gone or unreadable since the folder was scanned
+            failed[path] = f"cannot read the file ({error.strerror})"
+    items = [(path, info) for path, info in items if path in keys]
     found = {path: cache.get(keys[path]) for path, _ in items}
     todo = [(path, info) for path, info in items if found[path] is None]
-    failed: dict[Path, str] = {}
 
     def run(item: tuple[Path, VideoInfo]) -> Signature | str:
         try:

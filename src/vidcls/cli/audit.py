@@ -30,12 +30,8 @@ def warn_leakage(index: DatasetIndex, split: str | None = None) -> str | None:
     return warning
 
 
-def _relative(path: str, root: str) -> str:
-    return Path(path).relative_to(root).as_posix()
-
-
 def _pairs_table(result: AuditResult) -> Table:
-    from vidcls.audit.report import held_out_first, listed_pairs
+    from vidcls.audit.report import held_out_first, listed_pairs, relative
 
     table = Table(title=f"duplicate pairs ({len(result.pairs)}; first {SHOWN}, cross-split first)", title_justify="left")
     for column in ("match", "video", "copy"):
@@ -44,18 +40,20 @@ def _pairs_table(result: AuditResult) -> Table:
         a, b = held_out_first(pair, result.videos)
         table.add_row(
             "exact" if pair["exact"] else f"near {pair['distance']:.2f}",
-            f"{a['split']}: {_relative(a['path'], result.root)}", f"{b['split']}: {_relative(b['path'], result.root)}",
+            f"{a['split']}: {relative(a['path'], result.root)}", f"{b['split']}: {relative(b['path'], result.root)}",
         )
     return table
 
 
 def _issues_table(result: AuditResult) -> Table:
+    from vidcls.audit.report import relative
+
     table = Table(title=f"likely mislabelled ({len(result.label_issues)}; first {SHOWN})", title_justify="left")
     for column in ("video", "label", "suggested", "quality"):
         table.add_column(column)
     for issue in result.label_issues[:SHOWN]:
         video = result.videos[issue["index"]]
-        table.add_row(_relative(video["path"], result.root), issue["given"], issue["suggested"], f"{issue['quality']:.3f}")
+        table.add_row(relative(video["path"], result.root), issue["given"], issue["suggested"], f"{issue['quality']:.3f}")
     return table
 
 
