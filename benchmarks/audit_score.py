@@ -1,7 +1,7 @@
 """Score `vidcls audit` against what `audit_plant.py` planted, and time it; figures go to benchmarks/audit.md.
 
 Usage:
-    python benchmarks/audit_score.py DATA [--label-issues] [--cache DIR]
+    python benchmarks/audit_score.py DATA [--label-issues [--fold-recipe motion]] [--cache DIR]
 
 Copies (DATA/planted.json): recall = planted pairs among the listed cross-split pairs; false =
 listed cross-split pairs that were not planted, as a share of those listed. The same pairs are
@@ -55,9 +55,10 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--label-issues", action="store_true")
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--fold-recipe", default="signature", choices=["signature", "motion"])
     args = parser.parse_args()
     started = time.perf_counter()
-    result = run_audit(args.data, label_issues=args.label_issues, cache_dir=args.cache)
+    result = run_audit(args.data, label_issues=args.label_issues, recipe=args.fold_recipe, cache_dir=args.cache)
     print(f"{len(result.videos)} videos, {time.perf_counter() - started:.1f} s in all; stages (s): "
           + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     if (args.data / "planted.json").is_file():
