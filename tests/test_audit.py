@@ -271,3 +271,15 @@ def test_a_video_gone_since_the_folder_was_scanned_is_reported_not_fatal(tmp_pat
     videos[0].unlink()
     found, failed = compute_signatures(items, thumbnail_signature, "k", SignatureCache(tmp_path / "cache"))
     assert list(found) == [videos[1]] and "cannot read the file" in failed[videos[0]]
+
+
+def test_two_caches_open_on_one_file_both_write(tmp_path):
+    """As torchrun's processes, or `vidcls data` beside `vidcls train`, do."""
+    video = write_video(tmp_path / "v.avi", moving_square("MoveUp"))
+    signature = _signature(video)
+    first, second = SignatureCache(tmp_path / "cache"), SignatureCache(tmp_path / "cache")
+    first.put("a", signature)
+    second.put("b", signature)
+    assert second.get("a") is not None and first.get("b") is not None
+    first.close()
+    second.close()

@@ -158,13 +158,19 @@ def thumbnail_signature(path: Path, info: VideoInfo) -> Signature:
 
 
 class SignatureCache:
-    """Signatures stored by (kind, path, size, mtime) in one SQLite file; None disables caching."""
+    """Signatures stored by (kind, path, size, mtime) in one SQLite file; None disables caching.
+
+    Each signature is committed as it is stored (write-ahead log, so that is cheap), so several
+    processes (torchrun's, or `vidcls data` beside `vidcls train`) share the file; a cache that
+    cannot be written is logged and skipped, never fatal."""
 
     def __init__(self, folder: Path | None) -> None:
         self.db = None
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(folder / CACHE_FILE), check_same_thread=False)
+            self.db = sqlite3.connect(str(folder / CACHE_FILE), timeout=60, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS signatures (key TEXT PRIMARY KEY, value BLOB)")
 
     @staticmethod
@@ -178,8 +184,11 @@ class SignatureCache:
         row = self.db.execute("SELECT value FROM signatures WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        stored = np.load(io.BytesIO(row[0]))
-        return Signature(stored["frames"], str(stored["content"]), float(stored["brightness"]), stored["motion"])
+        try:
+            stored = np.load(io.BytesIO(row[0]))
+            return Signature(stored["frames"], str(stored["content"]), float(stored["brightness"]), stored["motion"])
+        except (OSError, ValueError, KeyError):  # a damaged entry is computed again
+            return None
 
     def put(self, key: str, signature: Signature) -> None:
         if self.db is None:
@@ -188,12 +197,16 @@ class SignatureCache:
         np.savez(
             buffer, frames=signature.frames, content=signature.content, brightness=signature.brightness, motion=signature.motion,
         )
-        self.db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?)", (key, buffer.getvalue()))
+        try:
+            self.db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?)", (key, buffer.getvalue()))
+        except sqlite3.Error as error:
+            logger.warning("signature cache not written (%s): going on without it", error)
+            self.close()
 
     def close(self) -> None:
         if self.db is not None:
-            self.db.commit()
             self.db.close()
+            self.db = None
 
 
 CACHE_ENV = "VIDCLS_AUDIT_CACHE"

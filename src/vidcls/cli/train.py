@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -55,7 +56,7 @@ def train(
     from vidcls.training import TrainConfig, train as run_training  # torch loads only when a command needs it
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if leakage_check == "on" and not resume:
+    if leakage_check == "on" and not resume and os.environ.get("RANK", "0") == "0":  # torchrun: its first process only
         from vidcls.layout import discover_dataset
 
         warn_leakage(discover_dataset(data, seed=seed))
