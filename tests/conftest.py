@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import zlib
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+# `vidcls audit`'s signature cache (also used by data, train and eval): never the user's.
+os.environ["VIDCLS_AUDIT_CACHE"] = tempfile.mkdtemp(prefix="vidcls-audit-cache-")
 
 from videos import moving_square, write_video  # noqa: E402
 

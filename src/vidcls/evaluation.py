@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from vidcls.audit import leakage_warning
 from vidcls.datasets import EvalClipDataset, collate_eval, default_workers
 from vidcls.errors import DatasetError, ModelError, VidclsError
 from vidcls.inference import pick_device, score_loader
@@ -64,6 +65,7 @@ class EvaluationResult:
     predictions: list[dict]  # per video: path, true_label, correct, top3 [{"label", "score"}]
     spec: dict
     outputs: dict[str, str] = field(default_factory=dict)  # files written from it: "report", "model_card"
+    leakage: str | None = None  # held-out videos of this split with a copy in another split (`vidcls.audit`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -83,13 +85,15 @@ def evaluate(
     progress: bool = False,
     engine: str = "local",
     ray_address: str | None = None,
+    leakage_check: bool = True,
 ) -> EvaluationResult:
     """Score every video of one split of ``data`` with ``model`` (see the module docstring).
 
     ``device`` applies when the model is loaded here; a `LoadedModel` stays where it is.
     ``sampling`` overrides the one the model was trained with. ``engine="ray"`` scores the videos
     on Ray (`ray_engine`: ``workers`` model copies, at ``ray_address`` or RAY_ADDRESS) with the
-    same views and metrics.
+    same views and metrics. ``leakage_check`` compares the split's videos with the other splits'
+    (`vidcls.audit.leakage_warning`) and says in the result when some have a copy there.
     """
     if clips < 1:
         raise VidclsError(f"clips must be at least 1, got {clips}")
@@ -120,6 +124,7 @@ def evaluate(
         videos_per_s=len(scored) / elapsed,
         predictions=video_predictions(scored_records, probabilities, loaded.labels),
         spec=spec_as_dict(spec),
+        leakage=leakage_warning(index, f"vidcls audit {index.root} --model {loaded.name}", split) if leakage_check else None,
         **classification_metrics(scored_records, probabilities, index.labels, loaded.labels),
     )
 

@@ -86,7 +86,8 @@ def _summary(result: EvaluationResult) -> str:
         ("damaged files (scored on their readable frames)", str(len(result.damaged))),
         ("speed", f"{result.videos_per_s:.2f} videos/s"),
     ]
-    return f"# Evaluation report\n\n{markdown_table(('', 'value'), rows)}"
+    leakage = f"\n\n**Leakage**: {result.leakage}" if result.leakage else ""
+    return f"# Evaluation report\n\n{markdown_table(('', 'value'), rows)}{leakage}"
 
 
 def _worst_classes(result: EvaluationResult) -> str:

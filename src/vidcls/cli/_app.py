@@ -36,3 +36,8 @@ RayAddressOption = Annotated[
     Optional[str],
     typer.Option(envvar="RAY_ADDRESS", help="A running Ray cluster (ray://host:10001, host:6379, auto); default: start one here."),
 ]
+LeakageCheckOption = Annotated[
+    Literal["on", "off"],
+    typer.Option(help="on: compare every video's frames across splits (cached) and warn about held-out videos "
+                 "with a copy in train; off: skip."),
+]

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import app, console, console_err
+from vidcls.cli._app import LeakageCheckOption, app, console, console_err
+from vidcls.cli.audit import warn_leakage
 from vidcls.layout import TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, discover_dataset
 
 
@@ -55,6 +56,7 @@ def data(
     model: Annotated[
         Optional[Path], typer.Option(help="Model directory: show the split it was trained with (as `vidcls eval` uses).")
     ] = None,
+    leakage_check: LeakageCheckOption = "on",
 ) -> None:
     """Show the classes, splits and videos vidcls finds in a dataset folder."""
     index = discover_dataset(root, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed, model_dir=model, decode_all=True)
@@ -66,3 +68,5 @@ def data(
         if index.splits[split]:
             console.print(_split_table(index, split))
     render_bad_files(index.bad_files, index.leaked_groups, index.damaged)
+    if leakage_check == "on":
+        warn_leakage(index)

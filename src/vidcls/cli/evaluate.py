@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import DeviceOption, EngineOption, RayAddressOption, SamplingOption, WorkersOption, app, console, console_err
+from vidcls.cli._app import (
+    DeviceOption, EngineOption, LeakageCheckOption, RayAddressOption, SamplingOption, WorkersOption, app, console, console_err,
+)
 from vidcls.sampling import DEFAULT_CLIPS
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ def evaluate_command(
     device: DeviceOption = None,
     engine: EngineOption = "local",
     ray_address: RayAddressOption = None,
+    leakage_check: LeakageCheckOption = "on",
 ) -> None:
     """Evaluate a model on a dataset split: accuracy, per-class scores, confusion matrix."""
     import vidcls
@@ -68,6 +71,7 @@ def evaluate_command(
     result = vidcls.evaluate(
         model, data, report=report, split=split, clips=clips, crops=crops, sampling=sampling, batch_size=batch_size,
         workers=workers, device=device, progress=True, engine=engine, ray_address=ray_address,
+        leakage_check=leakage_check == "on",
     )
     _say(_summary(result))
     console.print(_per_class_table(result))
@@ -75,6 +79,8 @@ def evaluate_command(
         _say(f"[yellow]failed[/] {failure['path']}: {failure['reason']}", to_stderr=True)
     for damaged in result.damaged:
         _say(f"[yellow]damaged[/] {damaged['path']}: {damaged['reason']}", to_stderr=True)
+    if result.leakage:
+        _say(f"[yellow]warning[/] {result.leakage}", to_stderr=True)
     if json_out:
         json_out.write_text(json.dumps(result.as_dict(), indent=2))
         _say(f"[green]wrote[/] {json_out}")

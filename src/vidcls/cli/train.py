@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from vidcls.cli._app import DeviceOption, WorkersOption, app, console
+from vidcls.cli._app import DeviceOption, LeakageCheckOption, WorkersOption, app, console
+from vidcls.cli.audit import warn_leakage
 from vidcls.cli.data import render_bad_files
 from vidcls.sampling import Sampling
 
@@ -48,11 +50,16 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run in OUTPUT from its last checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in OUTPUT.")] = False,
     device: DeviceOption = None,
+    leakage_check: LeakageCheckOption = "on",
 ) -> None:
     """Train a video classifier; OUTPUT ends as a transformers model directory."""
     from vidcls.training import TrainConfig, train as run_training  # torch loads only when a command needs it
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if leakage_check == "on" and not resume and os.environ.get("RANK", "0") == "0":  # torchrun: its first process only
+        from vidcls.layout import discover_dataset
+
+        warn_leakage(discover_dataset(data, seed=seed))
     config = TrainConfig(
         data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing,

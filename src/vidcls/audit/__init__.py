@@ -1,0 +1,9 @@
+"""Audit a dataset folder: duplicates across splits, likely mislabelled videos, imbalance and outliers.
+
+One module per concern: `signatures` (per-video descriptors, cached), `duplicates`,
+`embeddings` (signatures from a model), `label_issues`, `outliers`, `report`; `core` runs them.
+"""
+
+from vidcls.audit.core import AuditResult, Leakage, cross_split_copies, leakage_warning, run_audit
+
+__all__ = ["AuditResult", "Leakage", "cross_split_copies", "leakage_warning", "run_audit"]

@@ -1,0 +1,121 @@
+"""`vidcls audit`: duplicates across splits, likely mislabelled videos, imbalance and outliers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
+
+import typer
+from rich.table import Table
+
+from vidcls.audit.label_issues import FOLD_STEPS, FOLDS
+from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
+
+if TYPE_CHECKING:
+    from vidcls.audit import AuditResult
+    from vidcls.layout import DatasetIndex
+
+SHOWN = 10  # rows per table in the terminal; the report and JSON hold all
+
+
+def warn_leakage(index: DatasetIndex, split: str | None = None) -> str | None:
+    """Print the cross-split copy warning for ``index`` on stderr (nothing on a clean folder); returns it."""
+    from vidcls.audit import leakage_warning
+
+    warning = leakage_warning(index, f"vidcls audit {index.root}", split)
+    if warning:
+        console_err.print(f"[yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
+    return warning
+
+
+def _pairs_table(result: AuditResult) -> Table:
+    from vidcls.audit.report import held_out_first, listed_pairs, relative
+
+    table = Table(title=f"duplicate pairs ({len(result.pairs)}; first {SHOWN}, cross-split first)", title_justify="left")
+    for column in ("match", "video", "copy"):
+        table.add_column(column)
+    for pair in listed_pairs(result)[:SHOWN]:
+        a, b = held_out_first(pair, result.videos)
+        table.add_row(
+            "exact" if pair["exact"] else f"near {pair['distance']:.2f}",
+            f"{a['split']}: {relative(a['path'], result.root)}", f"{b['split']}: {relative(b['path'], result.root)}",
+        )
+    return table
+
+
+def _issues_table(result: AuditResult) -> Table:
+    from vidcls.audit.report import relative
+
+    table = Table(title=f"likely mislabelled ({len(result.label_issues)}; first {SHOWN})", title_justify="left")
+    for column in ("video", "label", "suggested", "quality"):
+        table.add_column(column)
+    for issue in result.label_issues[:SHOWN]:
+        video = result.videos[issue["index"]]
+        table.add_row(relative(video["path"], result.root), issue["given"], issue["suggested"], f"{issue['quality']:.3f}")
+    return table
+
+
+@app.command()
+def audit(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
+    model: Annotated[
+        Optional[str],
+        typer.Option(help="Trained model directory: its split (flat folders), its probabilities for --label-issues "
+                     "instead of k-fold training, and its features with --signature embeddings."),
+    ] = None,
+    signature: Annotated[
+        Literal["thumbnails", "embeddings"],
+        typer.Option(help="What near-duplicates are compared on: thumbnails (any copy keeps them), or embeddings "
+                     "(the --model's features; a classifier's features make videos of one class alike)."),
+    ] = "thumbnails",
+    report: Annotated[Optional[Path], typer.Option(help="Write report.md, report.json and frame strips to this folder.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every finding to this JSON file.")] = None,
+    label_issues: Annotated[
+        bool, typer.Option("--label-issues", help="Find likely mislabelled videos (out-of-fold probabilities + cleanlab).")
+    ] = False,
+    folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold training.")] = FOLDS,
+    fold_recipe: Annotated[
+        Literal["signature", "motion"],
+        typer.Option(help="signature: a logistic regression on each video's global motion (seconds); "
+                     "motion: train the motion preset per fold (minutes each)."),
+    ] = "signature",
+    fold_steps: Annotated[int, typer.Option(min=1, help="--fold-recipe motion: optimizer steps per fold model.")] = FOLD_STEPS,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and their training.")] = 0,
+    cache: Annotated[
+        Optional[Path], typer.Option(help="Signature cache folder (default: $VIDCLS_AUDIT_CACHE, else ~/.cache/vidcls/audit).")
+    ] = None,
+    workers: WorkersOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Find leaked near-duplicates across splits, likely mislabelled videos, imbalance and outliers."""
+    from vidcls.audit import run_audit  # decoder and torch load only when a command needs them
+    from vidcls.audit.report import write_audit_report
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    result = run_audit(
+        data, model=model, signature=signature, label_issues=label_issues, folds=folds, recipe=fold_recipe, fold_steps=fold_steps, seed=seed, cache_dir=cache,
+        device=device, workers=workers,
+    )
+    console.print(
+        f"[bold]{result.root}[/] ({result.layout} layout, split from {result.split_source}): {len(result.videos)} videos, "
+        f"compared on {result.signature}", highlight=False, soft_wrap=True,
+    )
+    for line in result.headline or ["no held-out video has a copy in another split"]:
+        console.print(f"[bold {'red' if result.headline else 'green'}]{line}[/]", highlight=False)
+    if result.pairs:
+        console.print(_pairs_table(result))
+    if result.label_issues is not None:
+        console.print(_issues_table(result))
+    for split, ratio in result.imbalance.items():
+        console.print(f"[yellow]imbalanced[/] {split}: largest class {ratio:.1f}x the smallest", highlight=False)
+    if result.outliers:
+        console.print(f"{len(result.outliers)} outlying duration, frame rate, size or brightness values (see the report)")
+    for failure in result.failed:
+        console_err.print(f"[yellow]skipped[/] {failure['path']}: {failure['reason']}", highlight=False)
+    if json_out:
+        json_out.write_text(json.dumps(result.as_dict(), indent=2))
+        console.print(f"[green]wrote[/] {json_out}", highlight=False)
+    if report:
+        console.print(f"[green]wrote[/] {write_audit_report(result, report)['markdown']}", highlight=False)
