@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -152,3 +153,38 @@ def test_deepmind_cricket_clip_is_playing_cricket(i3d_dir):
     top = VideoClassifier(str(i3d_dir)).predict(_cricket_gif(), clips=1, top_k=5).top_k
     assert top[0]["label"] == DEEPMIND_TOP1
     assert top[0]["score"] >= 0.99
+
+
+@pytest.fixture(scope="module")
+def i3d_cache(i3d_dir, tmp_path_factory) -> Path:
+    """A vidcls cache that already holds the converted folder, so `--model i3d-kinetics400` finds it."""
+    cache = tmp_path_factory.mktemp("cache")
+    shutil.copytree(i3d_dir, cache / "models" / "i3d-kinetics400")
+    return cache
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [["--freeze-backbone"], ["--epochs", "1", "--batch-size", "6"]], ids=["probe", "fine-tune"])
+def test_trained_from_i3d_is_read_by_eval_predict_serve_and_pipeline(how, i3d_cache, motion_dataset, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+    from transformers import pipeline
+
+    from vidcls.evaluation import evaluate
+    from vidcls.serve.app import create_app
+
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(i3d_cache))
+    out = tmp_path / "out"
+    args = ["train", str(motion_dataset), "-o", str(out), "--model", "i3d-kinetics400", "--num-frames", "8", *how]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["label2id"]) == ["MoveLeft", "MoveRight", "MoveUp"] and config["num_frames"] == 8
+    assert evaluate(str(out), motion_dataset, clips=1).num_videos == 6
+    video = next((motion_dataset / "test" / "MoveUp").glob("*.avi"))
+    classify = pipeline("video-classification", model=str(out), trust_remote_code=True)
+    predicted = CliRunner().invoke(app, ["predict", str(out), str(video), "--clips", "1", "--json"])
+    ours = json.loads(predicted.output.strip().splitlines()[-1])["top_k"][0]["label"]
+    assert ours == classify(str(video), top_k=1)[0]["label"]
+    with TestClient(create_app(str(out), tmp_dir=tmp_path)) as client:
+        response = client.post("/predict", files={"file": (video.name, video.read_bytes(), "video/x-msvideo")})
+    assert response.status_code == 200 and response.json()["top_k"][0]["label"] in config["label2id"]

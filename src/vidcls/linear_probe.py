@@ -90,11 +90,11 @@ def train_linear_probe(config, processes: distributed.Processes):
     best_head = copy.deepcopy(head.state_dict())
     generator = torch.Generator().manual_seed(config.seed)
     for epoch in range(1, config.epochs + 1):
-        row = {"epoch": epoch, "train_loss": _head_epoch(model, train_x, train_y, optimizer, config, generator, device)}
+        row = {"epoch": epoch, "train_loss": head_epoch(model, train_x, train_y, optimizer, config, generator, device)}
         # The first epoch's time includes computing the features, so the run's time adds up.
         row["epoch_seconds"], started = time.perf_counter() - started, time.perf_counter()
         if len(val_y):
-            row.update(val_accuracy=_accuracy(model, val_x, val_y, device), val_videos=len(val_y))
+            row.update(val_accuracy=head_accuracy(model, val_x, val_y, device), val_videos=len(val_y))
         if _record_epoch(state, row):
             best_head = copy.deepcopy(head.state_dict())
         if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
@@ -110,7 +110,7 @@ def train_linear_probe(config, processes: distributed.Processes):
     )
 
 
-def _head_epoch(model, features, labels, optimizer, config, generator, device) -> float:
+def head_epoch(model, features, labels, optimizer, config, generator, device) -> float:
     """One shuffled pass of the head over the cached features (dropout as the full model trains)."""
     model.dropout.train()
     order = torch.randperm(len(labels), generator=generator)
@@ -129,7 +129,8 @@ def _head_epoch(model, features, labels, optimizer, config, generator, device) -
 
 
 @torch.no_grad()
-def _accuracy(model, features, labels, device) -> float:
+def head_accuracy(model, features, labels, device) -> float:
+    """Top-1 of the head on cached features (NaN without any)."""
     if not len(labels):
         return math.nan
     logits = model.classifier(features.to(device))
