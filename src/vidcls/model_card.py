@@ -24,7 +24,8 @@ import yaml
 
 import vidcls
 from vidcls.layout import DatasetIndex
-from vidcls.models import MOTION_CNN_CODE, PRESETS
+from vidcls.models import MODELING_FILES, PRESETS
+from vidcls.pretrained import PRETRAINED
 from vidcls.report import class_table, markdown_table, percent
 from vidcls.sampling import DEFAULT_CLIPS
 from vidcls.transforms import ClipSpec
@@ -71,7 +72,7 @@ def write_model_card(
         _frames_section(spec),
         _training_section(config, state, device, world_size),
         f"## Licence\n\n{licence_note(config.model)}",
-        _usage_section(folder_name(config.output), spec, remote_code=(model_dir / MOTION_CNN_CODE).is_file()),
+        _usage_section(folder_name(config.output), spec, modeling_file(model_dir)),
     ]
     card = model_dir / CARD_FILE
     card.write_text(_join(front, "\n\n".join(sections) + "\n"))
@@ -113,7 +114,7 @@ def _join(front: dict, body: str) -> str:
 
 def base_model(name: str) -> str | None:
     """The hub id the weights were fine-tuned from: the name itself, or a local base model's own base."""
-    if name in PRESETS:
+    if name in PRESETS or name in PRETRAINED:
         return None
     local = Path(name).expanduser()
     if not local.is_dir():
@@ -127,6 +128,8 @@ def licence_note(name: str) -> str:
     if name in PRESETS:
         return (f"Trained from random initialisation (preset `{name}`): no base-model licence applies; the "
                 "licences of the training videos do.")
+    if name in PRETRAINED:
+        return f"Fine-tuned from `{name}`: {PRETRAINED[name].licence}"
     if Path(name).expanduser().is_dir():
         return f"Fine-tuned from the local model `{name}`: its licence applies to these weights too."
     note = (f"Fine-tuned from [{name}](https://huggingface.co/{name}): these weights derive from it, so its licence "
@@ -279,10 +282,15 @@ def _training_section(config: TrainConfig, state: dict, device: torch.device, wo
             + markdown_table(("", "value"), rows))
 
 
-def _usage_section(model: str, spec: ClipSpec, remote_code: bool) -> str:
-    trust = ", trust_remote_code=True" if remote_code else ""
-    why = (f" (the architecture's code, `{MOTION_CNN_CODE}`, ships in this folder; read it before trusting it)"
-           if remote_code else "")
+def modeling_file(model_dir: Path) -> str | None:
+    """The architecture's code shipped in the folder (named in its auto_map), if any."""
+    return next((name for name in MODELING_FILES if (model_dir / name).is_file()), None)
+
+
+def _usage_section(model: str, spec: ClipSpec, code: str | None) -> str:
+    trust = ", trust_remote_code=True" if code else ""
+    why = (f" (the architecture's code, `{code}`, ships in this folder; read it before trusting it)"
+           if code else "")
     caveat = ("" if spec.sampling == "segment" else
               "\nThis model was trained on dense clips; the pipeline spreads its frames over the whole video, "
               "so `vidcls predict` scores it better.\n")

@@ -34,7 +34,9 @@ from transformers import (
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from vidcls.errors import ModelError
-from vidcls import modeling_motion_cnn
+from vidcls.pretrained import PRETRAINED, fine_tune_spec, pretrained_model_dir
+from vidcls import modeling_i3d, modeling_motion_cnn
+from vidcls.modeling_i3d import I3DConfig, I3DForVideoClassification
 from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
 from vidcls.sampling import DEFAULT_SAMPLING, check_sampling
 from vidcls.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
@@ -62,15 +64,18 @@ PRESETS: dict[str, tuple[type[PretrainedConfig], dict]] = {
     "base": (VideoMAEConfig, {}),
 }
 DEFAULT_PRESET = "motion"
-# The motion preset's modeling code, copied beside its weights (named in config.json's auto_map).
+# The modeling code of vidcls's own architectures, copied beside their weights (named in config.json's auto_map).
 MOTION_CNN_CODE = Path(modeling_motion_cnn.__file__).name
+I3D_CODE = Path(modeling_i3d.__file__).name
+MODELING_FILES = (MOTION_CNN_CODE, I3D_CODE)
 
-# vidcls loads its own architecture without remote code; saved directories also name it in
+# vidcls loads its own architectures without remote code; saved directories also name them in
 # `auto_map` (with the modeling file beside the weights) for transformers.pipeline.
-AutoConfig.register(MotionCNNConfig.model_type, MotionCNNConfig)
-AutoModelForVideoClassification.register(MotionCNNConfig, MotionCNNForVideoClassification)
-MotionCNNConfig.register_for_auto_class()
-MotionCNNForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+for _config_class, _model_class in ((MotionCNNConfig, MotionCNNForVideoClassification), (I3DConfig, I3DForVideoClassification)):
+    AutoConfig.register(_config_class.model_type, _config_class)
+    AutoModelForVideoClassification.register(_config_class, _model_class)
+    _config_class.register_for_auto_class()
+    _model_class.register_for_auto_class("AutoModelForVideoClassification")
 
 
 @dataclass
@@ -188,6 +193,7 @@ def create_model(
     sampling: str | None = None,
 ) -> LoadedModel:
     """A model for ``labels`` from a preset, a local directory or a hub id, head sized to the labels."""
+    source = model_source(name)
     if name in PRESETS:
         config_class, settings = PRESETS[name]
         config = config_class(**settings, **_label_maps(labels))
@@ -196,9 +202,13 @@ def create_model(
         model = AutoModelForVideoClassification.from_config(config)
         processor = image_processor_for(ClipSpec(crop_size=config.image_size, resize_short_side=config.image_size))
     else:
-        model = _from_pretrained(name, _label_maps(labels))
-        processor = load_processor(name, model)
+        model = _from_pretrained(source, _label_maps(labels))
+        processor = load_processor(source, model)
     spec = clip_spec_from(model, processor, num_frames, sample_rate, sampling)
+    if name in PRETRAINED:
+        spec = fine_tune_spec(spec, num_frames)
+    if isinstance(model.config, I3DConfig):  # takes any frame count and size
+        model.config.num_frames, model.config.image_size = spec.num_frames, spec.crop_size
     if spec.num_frames != (model_frames(model.config) or spec.num_frames):
         raise ModelError(f"{name} takes {model_frames(model.config)} frames per clip, not {spec.num_frames}")
     return LoadedModel(model, processor, spec, name)
@@ -206,6 +216,7 @@ def create_model(
 
 def load_model(name: str, device: torch.device | str = "cpu") -> LoadedModel:
     """A trained model, unchanged, for evaluation or prediction; an ONNX export runs with onnxruntime."""
+    name = model_source(name)
     if is_onnx_export(name):
         model = load_onnx_classifier(name, device)
     else:
@@ -213,6 +224,14 @@ def load_model(name: str, device: torch.device | str = "cpu") -> LoadedModel:
     processor = load_processor(name, model)
     model.eval()
     return LoadedModel(model, processor, clip_spec_from(model, processor), name)
+
+
+def model_source(name: str) -> str:
+    """Where a model name is read from: a pretrained model's cached folder (obtained and converted on
+    first use, `vidcls.pretrained`), else the name itself (a preset, a directory or a hub id)."""
+    if name in PRETRAINED and not Path(name).is_dir():
+        return str(pretrained_model_dir(name))
+    return name
 
 
 def _from_pretrained(name: str, overrides: dict) -> PreTrainedModel:
@@ -223,7 +242,7 @@ def _from_pretrained(name: str, overrides: dict) -> PreTrainedModel:
         raise ModelError(f"{local}: not a model directory (no config.json); pass the folder `vidcls train` wrote")
     could_be_hub_id = name.count("/") == 1 and not name.startswith((".", "/", "~")) and not name.endswith("/")
     if not local.is_dir() and not could_be_hub_id:
-        presets = "" if "/" in name else f", nor a preset ({', '.join(PRESETS)})"
+        presets = "" if "/" in name else f", nor a preset ({', '.join(PRESETS)}) or pretrained model ({', '.join(PRETRAINED)})"
         raise ModelError(f"{name}: no such model directory{presets}")
     try:
         return AutoModelForVideoClassification.from_pretrained(

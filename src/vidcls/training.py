@@ -40,7 +40,8 @@ from vidcls.layout import (
     SPLIT_FILE, TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
 )
 from vidcls.model_card import CARD_FILE, write_model_card
-from vidcls.models import DEFAULT_PRESET, MOTION_CNN_CODE, PRESETS, LoadedModel, create_model, save_model
+from vidcls.models import DEFAULT_PRESET, MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
+from vidcls.pretrained import PRETRAINED, parameter_groups
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ ARGS_FILE = "train_args.json"
 # What a training run writes; --overwrite removes these and nothing else.
 OUTPUT_ENTRIES = (
     "config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
-    MOTION_CNN_CODE, METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE,
+    *MODELING_FILES, METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE,
 )
 
 
@@ -86,6 +87,7 @@ class TrainConfig:
     overwrite: bool = False
     device: str | None = None
     progress: bool = True
+    freeze_backbone: bool = False  # a pretrained model's head only, on features computed once (`linear_probe`)
 
 
 @dataclass
@@ -376,6 +378,10 @@ def train(config: TrainConfig) -> TrainResult:
     """Run a training job end to end (see the module docstring), in one process or in each
     process a launcher started."""
     with distributed.process_group(pick_device(config.device)) as processes:
+        if config.freeze_backbone:
+            from vidcls.linear_probe import train_linear_probe
+
+            return train_linear_probe(config, processes)
         return _train(config, processes)
 
 
@@ -391,8 +397,8 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
     loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model.to(device)
     from_scratch = config.model in PRESETS
-    lr = config.lr or (1e-3 if from_scratch else 5e-5)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    lr = config.lr or (1e-3 if from_scratch or config.model in PRETRAINED else 5e-5)  # a new head learns from zero
+    optimizer = torch.optim.AdamW(parameter_groups(model, lr, config.model), lr=lr, weight_decay=config.weight_decay)
     train_loader, val_loader = build_loaders(index, loaded, config, device, processes)
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     epochs = config.epochs = resolve_epochs(config.epochs, from_scratch, steps_per_epoch)

@@ -29,6 +29,7 @@ from vidcls.cli import benchmark as _benchmark  # noqa: E402,F401
 from vidcls.cli import export as _export  # noqa: E402,F401
 from vidcls.cli import push as _push  # noqa: E402,F401
 from vidcls.cli import audit as _audit  # noqa: E402,F401
+from vidcls.cli import pretrained as _pretrained  # noqa: E402,F401
 
 
 def main() -> None:

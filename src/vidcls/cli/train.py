@@ -20,7 +20,8 @@ def train(
     data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
     model: Annotated[
-        str, typer.Option(help="Preset (motion: a small motion CNN; tiny, base: VideoMAE), local model directory or hub id.")
+        str, typer.Option(help="Preset (motion: a small motion CNN; tiny, base: VideoMAE), pretrained model (i3d-kinetics400: "
+                     "Kinetics-400 I3D), local model directory or hub id.")
     ] = "motion",
     epochs: Annotated[
         Optional[int], typer.Option(min=1, help="(default: 10 to fine-tune; from scratch, enough for 3,000 optimizer steps)")
@@ -46,6 +47,9 @@ def train(
     workers: WorkersOption = None,
     seed: int = 0,
     flip: Annotated[bool, typer.Option(help="Random horizontal flip (turn off when left/right matters).")] = True,
+    freeze_backbone: Annotated[
+        bool, typer.Option(help="Pretrained models (i3d-kinetics400): train the new head only, on clip features computed once.")
+    ] = False,
     early_stopping: Annotated[Optional[int], typer.Option(help="Stop after N epochs without better val accuracy.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in OUTPUT from its last checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in OUTPUT.")] = False,
@@ -64,7 +68,7 @@ def train(
         data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing,
         clips_per_video=clips_per_video, workers=workers, seed=seed, flip=flip,
-        early_stopping=early_stopping, resume=resume, overwrite=overwrite, device=device,
+        early_stopping=early_stopping, freeze_backbone=freeze_backbone, resume=resume, overwrite=overwrite, device=device,
     )
     result = run_training(config)
     if not result.is_main_process:  # under torchrun the main process reports for all

@@ -1,0 +1,94 @@
+"""What Kinetics-400 pretraining buys on the embedded synthetic motion data: the I3D linear probe
+with 5, 10 and 30 training videos per class (benchmarks/transfer.md).
+
+    python benchmarks/transfer.py WORK [--difficulty easy hard] [--frames 8] [--crop 112]
+
+Writes `vidcls sample` data (45 clips per class; by group, 29 train / 8 val / 8 test) under WORK, computes
+each video's I3D clip features once (what `vidcls train --freeze-backbone` computes), then trains a
+head per training size on the first N videos per class of train + val (groups never shared with
+test) for `linear_probe.PROBE_EPOCHS` epochs (no epoch picked on validation data: they train it) and
+scores the test split. Prints a Markdown table row
+per run: test top-1, and the seconds of features (for that N's training videos) and of the head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from vidcls.layout import discover_dataset
+from vidcls.linear_probe import PROBE_EPOCHS, PROBE_LR, clip_features, head_accuracy, head_epoch
+from vidcls.models import create_model
+from vidcls.pretrained import I3D_KINETICS400
+from vidcls.synthetic import write_synthetic_dataset
+from vidcls.training import TrainConfig
+
+PER_CLASS = 45
+
+
+def first_per_class(records, n: int):
+    """The first ``n`` videos of each class, in the index's order."""
+    taken: dict[str, int] = {}
+    chosen = []
+    for record in records:
+        if taken.get(record.label, 0) < n:
+            taken[record.label] = taken.get(record.label, 0) + 1
+            chosen.append(record)
+    return chosen
+
+
+def run(work: Path, difficulty: str, frames: int, crop: int, sizes: list[int]) -> None:
+    data = work / difficulty
+    if not data.exists():
+        write_synthetic_dataset(data, per_class=PER_CLASS, difficulty=difficulty)
+    index = discover_dataset(str(data))
+    loaded = create_model(I3D_KINETICS400, index.labels, num_frames=frames)
+    spec = replace(loaded.spec, crop_size=crop, resize_short_side=round(crop * 256 / 224))
+    model, device = loaded.model.eval(), torch.device("cpu")
+    pool = index.split("train") + index.split("val")
+    started = time.perf_counter()
+    pool_x, pool_y = clip_features(model, pool, index.label2id, spec, device, workers=1)
+    per_video = (time.perf_counter() - started) / max(1, len(pool_y))
+    test_x, test_y = clip_features(model, index.split("test"), index.label2id, spec, device, workers=1)
+    config = TrainConfig(data=str(data), output="", batch_size=8)
+    for n in sizes:
+        chosen = {id(r) for r in first_per_class(pool, n)}
+        keep = torch.tensor([id(r) in chosen for r in pool])
+        x, y = pool_x[keep], pool_y[keep]
+        torch.manual_seed(0)
+        model.classifier.reset_parameters()
+        optimizer = torch.optim.AdamW(model.classifier.parameters(), lr=PROBE_LR, weight_decay=config.weight_decay)
+        generator = torch.Generator().manual_seed(0)
+        head_start = time.perf_counter()
+        for _ in range(PROBE_EPOCHS):
+            head_epoch(model, x, y, optimizer, config, generator, device)
+        head_seconds = time.perf_counter() - head_start
+        accuracy = head_accuracy(model, test_x, test_y, device)
+        print(
+            f"| {difficulty} | {n} | I3D linear probe ({frames} x {crop} px) | {accuracy:.3f} ({len(test_y)} videos) | "
+            f"{per_video * len(y) / 60:.1f} + {head_seconds / 60:.2f} | {os.getloadavg()[0]:.1f} |",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--difficulty", nargs="+", default=["easy", "hard"])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=112)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 30])
+    args = parser.parse_args()
+    print("| data | train videos / class | model | test top-1 | minutes: features + head | load |")
+    print("|---|---|---|---|---|---|")
+    for difficulty in args.difficulty:
+        run(args.work, difficulty, args.frames, args.crop, args.sizes)
+
+
+if __name__ == "__main__":
+    main()
