@@ -92,7 +92,10 @@ class MotionCNNForVideoClassification(PreTrainedModel):
     ) -> ImageClassifierOutput:
         clips = pixel_values.transpose(1, 2)  # (batch, channels, frames, height, width)
         motion = torch.cat([torch.zeros_like(clips[:, :, :1]), clips[:, :, 1:] - clips[:, :, :-1]], dim=2)
-        features = self.features(torch.cat([clips, motion], dim=1)).flatten(2)
+        # Channels-last 3D: oneDNN's convolutions run faster with channels innermost (benchmarks/speed.md);
+        # the weights stay as they are, so saved models are unchanged.
+        stacked = torch.cat([clips, motion], dim=1).contiguous(memory_format=torch.channels_last_3d)
+        features = self.features(stacked).flatten(2)
         # Max pooling finds a small moving object anywhere; the mean keeps the whole scene's say.
         features = torch.cat([features.amax(dim=2), features.mean(dim=2)], dim=1)
         logits = self.classifier(self.dropout(features))
