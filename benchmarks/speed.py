@@ -32,6 +32,7 @@ CONFIGS = {
     "contiguous, active": ("contiguous", "ACTIVE", None, False),
     "channels_last, active": ("channels_last", "ACTIVE", None, False),
     "channels_last, passive": ("channels_last", "PASSIVE", None, False),
+    "contiguous, passive": ("contiguous", "PASSIVE", None, False),
     "channels_last, active +neighbour": ("channels_last", "ACTIVE", None, True),
     "channels_last, passive +neighbour": ("channels_last", "PASSIVE", None, True),
     "channels_last, passive, threads=1 +neighbour": ("channels_last", "PASSIVE", 1, True),
