@@ -63,11 +63,17 @@ def test_time_budget_cuts_the_plan_to_the_epochs_that_fit():
     # Still warming up: the warm-up ends with the next step (a tenth of the new plan has passed), then the decay.
     assert schedule.warmup_steps == 21 and schedule(20) == pytest.approx(1.0) and schedule(100) == 0
     small_cut = Schedule.plan(100, 10, 0.1, "planned", adaptive=True)
-    small_cut.shorten(2, 60, "budget")
+    small_cut.replan(2, 60, "budget")
     assert small_cut.warmup_steps == 60 and small_cut(59) == pytest.approx(1.0)  # a tenth of 600 steps
     slower = _rows([0.6] * 4, [0.9] * 4, seconds=20.0)
     assert "ending after epoch 6" in schedule.after_epoch(4, slower, elapsed_seconds=80.0)
     assert schedule(40) == pytest.approx(schedule.cut_factor) and schedule(60) == 0
+    # Faster again (another job ended): the end moves later, the decay still continuous, never past the plan.
+    factor = schedule(50)
+    faster = slower + _rows([0.6], [0.9], seconds=1.0) * 3
+    assert "ending after epoch 35" in schedule.after_epoch(5, faster, elapsed_seconds=90.0)  # 30 s left, 1 s an epoch
+    assert schedule(50) == pytest.approx(factor) and 0 < schedule(340) < schedule(51) and schedule(350) == 0
+    assert "ending after epoch 100" in schedule.after_epoch(6, faster, elapsed_seconds=10.0)
     assert epochs_within(-5.0, 10.0) == 0
 
 
@@ -77,7 +83,7 @@ def test_the_schedule_and_its_cuts_travel_in_the_scheduler_state():
         return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     cut = Schedule.plan(50, 4, 0.1, "planned", adaptive=True, budget_minutes=9)
-    cut.shorten(20, 30, "because")
+    cut.replan(20, 30, "because")
     resumed = scheduler(Schedule.plan(50, 4, 0.1, "planned", adaptive=True, budget_minutes=9))
     resumed.load_state_dict(scheduler(cut).state_dict())
     restored = resumed.lr_lambdas[0]

@@ -5,15 +5,16 @@ warm-up then a cosine decay to zero at its last step, and the run ends there. Th
 schedule is the same plan, adjusted while it runs so that it ends when the work is done:
 
 - **time budget**: from the second epoch on (the first decodes every video; later ones read the
-  videos kept in memory), the plan is cut to the epochs that fit the budget at the speed of the
-  recent epochs, so a run on a slower or busier machine ends on time with a full decay;
+  videos kept in memory), the plan is fitted to the epochs the budget holds at the speed of the
+  recent epochs, so a run on a slower or busier machine ends on time with a full decay; when
+  the machine gets faster again (another job ended) the end moves later, up to the plan;
 - **plateau**: once the smoothed validation accuracy has not risen and the smoothed validation
   loss has not fallen by `PLATEAU_LOSS_DELTA` for `plateau_patience` epochs, the decay is
   shortened to a tail of `TAIL_FRACTION` of the steps run so far: the low learning rates at the
   end still settle the weights, and the epochs a user cannot see the difference of are skipped.
 
-A cut never jumps: the learning rate decays from where it is to zero at the new end (during the
-warm-up, the warm-up shrinks with the plan instead). The plan only shortens. The `Schedule` is the
+A change of the end never jumps: the learning rate decays from where it is to zero at the new end
+(during the warm-up, the warm-up is fitted to the new plan instead). The `Schedule` is the
 `LambdaLR` factor, and LambdaLR saves a callable object's attributes in its state dict, so a
 checkpoint holds the cuts made so far and why, and a resumed run continues the same plan.
 """
@@ -57,8 +58,8 @@ class Schedule:
     adaptive: bool = False
     budget_seconds: float | None = None
     plateau_patience: int = PLATEAU_MIN_EPOCHS
-    cut_step: int | None = None  # where the decay was last shortened; None: the plan's own cosine
-    cut_factor: float = 1.0  # the factor at cut_step, from which the shortened decay starts
+    cut_step: int | None = None  # where the end last moved; None: the plan's own cosine
+    cut_factor: float = 1.0  # the factor at cut_step, from which the decay to the new end starts
     plateau_epoch: int | None = None
 
     @classmethod
@@ -88,7 +89,7 @@ class Schedule:
         """The epoch after which the run ends."""
         return math.ceil(self.end_step / self.steps_per_epoch)
 
-    def shorten(self, epoch: int, end_epoch: int, reason: str) -> None:
+    def replan(self, epoch: int, end_epoch: int, reason: str) -> None:
         """End after ``end_epoch`` instead, continuing the decay from where it is after ``epoch``."""
         step, end = epoch * self.steps_per_epoch, end_epoch * self.steps_per_epoch
         if self.cut_step is None and step < self.warmup_steps:  # still warming up: a shorter warm-up and decay
@@ -112,15 +113,16 @@ class Schedule:
             self.plateau_epoch = epoch
             end = min(self.end_epoch, epoch + max(MIN_TAIL_EPOCHS, math.ceil(TAIL_FRACTION * epoch)))
             if end < self.end_epoch:
-                self.shorten(epoch, end, f"validation plateau: no better smoothed accuracy or loss for "
+                self.replan(epoch, end, f"validation plateau: no better smoothed accuracy or loss for "
                                          f"{self.plateau_patience} epochs at epoch {epoch}; the decay was shortened")
                 changed = f"validation has not improved for {self.plateau_patience} epochs: ending after epoch {end}"
         if self.budget_seconds and epoch >= 2:
-            fit = epochs_within(self.budget_seconds - elapsed_seconds, recent_epoch_seconds(history))
-            if epoch + fit < self.end_epoch:
-                end = max(epoch, epoch + fit)
+            # Never past the plan, nor past the tail a plateau set.
+            longest = self.end_epoch if self.plateau_epoch is not None else self.planned_epochs
+            end = min(longest, epoch + epochs_within(self.budget_seconds - elapsed_seconds, recent_epoch_seconds(history)))
+            if end != self.end_epoch:
                 minutes = self.budget_seconds / 60
-                self.shorten(epoch, end, f"time budget: {minutes:g} min at the measured speed; the decay was shortened")
+                self.replan(epoch, end, f"time budget: {minutes:g} min at the measured speed; the decay was fitted to it")
                 changed = f"time budget {minutes:g} min: ending after epoch {end} (of the {self.planned_epochs} planned)"
         return changed
 
