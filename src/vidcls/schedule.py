@@ -126,7 +126,6 @@ class Schedule:
                 changed = f"time budget {minutes:g} min: ending after epoch {end} (of the {self.planned_epochs} planned)"
         return changed
 
-
     def expected_seconds(self, history: list[dict]) -> float:
         """Wall seconds the whole run will take, at the speed of the recent epochs (within the budget)."""
         last = history[-1]
