@@ -73,6 +73,7 @@ def test_time_budget_cuts_the_plan_to_the_epochs_that_fit():
     faster = slower + _rows([0.6], [0.9], seconds=1.0) * 3
     assert "ending after epoch 35" in schedule.after_epoch(5, faster, elapsed_seconds=90.0)  # 30 s left, 1 s an epoch
     assert schedule(50) == pytest.approx(factor) and 0 < schedule(340) < schedule(51) and schedule(350) == 0
+    assert schedule.after_epoch(6, faster, elapsed_seconds=90.0) is None  # one epoch later (36): not worth a change
     assert "ending after epoch 100" in schedule.after_epoch(6, faster, elapsed_seconds=10.0)
     assert epochs_within(-5.0, 10.0) == 0
 

@@ -120,7 +120,8 @@ class Schedule:
             # Never past the plan, nor past the tail a plateau set.
             longest = self.end_epoch if self.plateau_epoch is not None else self.planned_epochs
             end = min(longest, epoch + epochs_within(self.budget_seconds - elapsed_seconds, recent_epoch_seconds(history)))
-            if end != self.end_epoch:
+            # Sooner as soon as the time asks for it; later only by 2 epochs or more, so noise does not see-saw it.
+            if end < self.end_epoch or end >= min(longest, self.end_epoch + 2) > self.end_epoch:
                 minutes = self.budget_seconds / 60
                 self.replan(epoch, end, f"time budget: {minutes:g} min at the measured speed; the decay was fitted to it")
                 changed = f"time budget {minutes:g} min: ending after epoch {end} (of the {self.planned_epochs} planned)"

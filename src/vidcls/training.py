@@ -525,12 +525,10 @@ def _adapt_schedule(schedule: Schedule, history: list[dict]) -> None:
     after the first epoch, the second (the first with videos kept in memory) and every change."""
     row = history[-1]
     change = schedule.after_epoch(row["epoch"], history, row["elapsed_seconds"])
-    if change:
-        logger.info(change)
     if change or row["epoch"] <= 2:
         budget = f", within the time budget of {schedule.budget_seconds / 60:g} min" if schedule.budget_seconds else ""
         logger.info(
-            "expected duration: about %.1f min in all (%.1f so far), at most %d epochs%s",
+            "%sexpected duration: about %.1f min in all (%.1f so far), at most %d epochs%s", f"{change}; " if change else "",
             schedule.expected_seconds(history) / 60, row["elapsed_seconds"] / 60, schedule.end_epoch, budget,
         )
 
