@@ -39,7 +39,10 @@ def discover(data: str | Path, **options) -> DatasetIndex:
 
 
 def train(data: str | Path, output: str | Path, **options) -> TrainResult:
-    """Train a classifier into ``output`` (`vidcls train`); options are `TrainConfig`'s fields."""
+    """Train a classifier into ``output`` (`vidcls train`); options are `TrainConfig`'s fields.
+
+    On a CPU shared with other jobs, set ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch
+    is first imported, as the `vidcls` command does (README, "Other jobs on the machine")."""
     from vidcls.training import TrainConfig, train as run_training
 
     return run_training(TrainConfig(data=str(data), output=str(output), **options))

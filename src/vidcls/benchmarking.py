@@ -48,7 +48,8 @@ from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, create_model, save_model, spec_as_dict
 from vidcls.prediction import DEFAULT_BATCH_SIZE, VideoClassifier
 from vidcls.datasets import default_workers
-from vidcls.training import TrainConfig, build_loaders, lr_schedule, train_one_epoch
+from vidcls.schedule import Schedule
+from vidcls.training import TrainConfig, build_loaders, train_one_epoch
 from vidcls.transforms import ClipSpec
 
 logger = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     """`training.train_one_epoch` on ``batches`` batches of the model's own loader, after warm-up steps."""
     model = loaded.model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(batches + warmup_batches, 0.1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Schedule.plan(1, batches + warmup_batches, 0.1, "benchmark"))
     loader = _loader(records, labels, loaded, loaded.spec, batch_size, workers, (batches + warmup_batches) * batch_size, device, seed)
     batch_iter = iter(loader)
     # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.

@@ -271,6 +271,7 @@ def _training_section(config: TrainConfig, state: dict, device: torch.device, wo
     seconds = sum(row["epoch_seconds"] for row in state["history"])
     rows = [
         ("epochs run", state["epoch"]),
+        ("why it stopped there", state.get("stopped", "n/a")),
         ("training time", f"{seconds / 60:.1f} min (training passes; validation not counted)"),
         ("hardware", hardware(device) + (f"; {world_size} processes (torchrun)" if world_size > 1 else "")),
         ("software", f"vidcls {vidcls.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"),

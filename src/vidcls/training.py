@@ -42,6 +42,7 @@ from vidcls.layout import (
 from vidcls.model_card import CARD_FILE, write_model_card
 from vidcls.models import DEFAULT_PRESET, MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
 from vidcls.pretrained import PRETRAINED, parameter_groups
+from vidcls.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,11 @@ class TrainConfig:
     data: str
     output: str
     model: str = DEFAULT_PRESET
-    epochs: int | None = None  # None: see `resolve_epochs`
+    epochs: int | None = None  # None: see `resolve_epochs` (and `steps`)
+    steps: int | None = None  # optimizer steps, rounded up to whole epochs; like epochs, an exact schedule
+    # Minutes the default schedule ends within (None: DEFAULT_TIME_BUDGET_MINUTES; 0: no budget);
+    # only without epochs and steps (see `vidcls.schedule`).
+    time_budget: float | None = None
     batch_size: int = 8  # per optimizer step, over all processes and micro-batches
     grad_accum: int = 1  # micro-batches per optimizer step: less memory, the same step
     lr: float | None = None  # None: 1e-3 from scratch (presets), 5e-5 to fine-tune, as the guide
@@ -235,51 +240,67 @@ def build_loaders(
     return train_loader, val_loader
 
 
-def resolve_epochs(epochs: int | None, from_scratch: bool, steps_per_epoch: int) -> int:
-    """The epochs asked for, else 10 to fine-tune, or enough for MIN_SCRATCH_STEPS from scratch.
+def resolve_epochs(epochs: int | None, from_scratch: bool, steps_per_epoch: int, steps: int | None = None) -> int:
+    """The epochs asked for (or those holding ``steps``), else 10 to fine-tune, or enough for
+    MIN_SCRATCH_STEPS from scratch.
 
     A model trained from scratch needs a number of optimizer steps, not of epochs: on a small
     dataset 10 epochs are a few dozen steps, far too few. The `motion` preset on cluttered motion
     (264 training clips, batch 8) passes 0.9 validation accuracy after about 600 steps and tells
     a growing object from a shrinking one on held-out videos only after 1,500 to 3,000
-    (benchmarks/quality.md); 3,000 steps take about 8 minutes on 2 cores once the training
-    videos are kept decoded in memory (`video_io.KeptVideos`).
+    (benchmarks/quality.md). That plan is the longest the default runs: the time budget and the
+    plateau rule (`vidcls.schedule`) end it sooner where the machine is slow or the work is done.
     """
     if epochs:
         return epochs
+    if steps:
+        return math.ceil(steps / steps_per_epoch)
     if not from_scratch:
         return DEFAULT_FINE_TUNE_EPOCHS
     return min(MAX_AUTO_EPOCHS, max(DEFAULT_FINE_TUNE_EPOCHS, math.ceil(MIN_SCRATCH_STEPS / steps_per_epoch)))
 
 
-def lr_schedule(total_steps: int, warmup_ratio: float):
-    """Linear warm-up then cosine decay to zero, as a LambdaLR factor."""
-    warmup = max(1, int(total_steps * warmup_ratio))
+def check_schedule_options(config: TrainConfig) -> None:
+    """A time budget sizes the default schedule; with --epochs or --steps the schedule is exact."""
+    if config.time_budget and (config.epochs or config.steps):
+        raise VidclsError("--time-budget sizes the default schedule; --epochs and --steps give an exact one: pass only one")
+    if config.epochs and config.steps:
+        raise VidclsError("--epochs and --steps both set the schedule's length: pass only one")
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
-    return factor
+def plan_schedule(config: TrainConfig, from_scratch: bool, steps_per_epoch: int) -> Schedule:
+    """The run's schedule: exact with epochs or steps, else the default plan, adapted as it runs."""
+    epochs = resolve_epochs(config.epochs, from_scratch, steps_per_epoch, config.steps)
+    if config.epochs or config.steps:
+        asked = f"--epochs {config.epochs}" if config.epochs else f"--steps {config.steps}"
+        return Schedule.plan(epochs, steps_per_epoch, config.warmup_ratio, f"{asked}: an exact schedule, run to its end")
+    budget = DEFAULT_TIME_BUDGET_MINUTES if config.time_budget is None else config.time_budget
+    return Schedule.plan(
+        epochs, steps_per_epoch, config.warmup_ratio, f"the default schedule ran to its planned end ({epochs} epochs)",
+        adaptive=True, budget_minutes=budget,
+    )
 
 
 def validation_metrics(
     model, loader, index_records, label2id: dict[str, int], spec,
     processes: distributed.Processes = distributed.Processes(),
 ) -> dict:
-    """Top-1 accuracy on the validation loader and the number of videos it counts (those that fail
-    to decode are left out), over every process's videos: each scores its share, all get all scores."""
+    """Top-1 accuracy, mean loss (negative log probability of the true class) and the number of videos
+    counted on the validation loader (those that fail to decode are left out), over every process's
+    videos: each scores its share, all get all scores."""
     model.eval()
     probabilities, positions, _failed = score_loader(model, loader, spec)
     shares = processes.gather((probabilities, positions))
     probabilities = torch.cat([share[0] for share in shares])
     positions = [position for share in shares for position in share[1]]
     if not positions:
-        return {"val_accuracy": float("nan"), "val_videos": 0}
+        return {"val_accuracy": float("nan"), "val_loss": float("nan"), "val_videos": 0}
     truth = torch.tensor([label2id[index_records[i].label] for i in positions])
-    return {"val_accuracy": float((probabilities.argmax(-1) == truth).float().mean()), "val_videos": len(positions)}
+    loss = -probabilities.gather(1, truth[:, None]).clamp_min(1e-12).log().mean()
+    return {
+        "val_accuracy": float((probabilities.argmax(-1) == truth).float().mean()), "val_loss": float(loss),
+        "val_videos": len(positions),
+    }
 
 
 def optimizer_steps(batches, grad_accum: int):
@@ -386,8 +407,10 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
+    started = time.perf_counter()
     output = Path(config.output)
     check_output(output, config.resume, config.overwrite)
+    check_schedule_options(config)
     if config.resume:
         config = resumed_config(output, config)
     device = processes.device
@@ -401,12 +424,16 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
     optimizer = torch.optim.AdamW(parameter_groups(model, lr, config.model), lr=lr, weight_decay=config.weight_decay)
     train_loader, val_loader = build_loaders(index, loaded, config, device, processes)
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
-    epochs = config.epochs = resolve_epochs(config.epochs, from_scratch, steps_per_epoch)
+    schedule = plan_schedule(config, from_scratch, steps_per_epoch)
     config.lr = lr
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(epochs * steps_per_epoch, config.warmup_ratio))
+    if schedule.adaptive:  # train_args.json records the budget used; epochs stay None: the plan adapts
+        config.time_budget = (schedule.budget_seconds or 0) / 60
+    # The schedule is the LambdaLR factor: the scheduler's state dict carries its cuts (vidcls.schedule).
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
     if config.resume:
         state = _restore(output / CHECKPOINT, model, optimizer, scheduler, index.labels)
+        started -= state["history"][-1].get("elapsed_seconds", 0.0) if state["history"] else 0.0
         logger.info("resuming %s after epoch %d", output, state["epoch"])
     processes.barrier()  # every process has read the earlier run before the main one rewrites it
     if processes.is_main:
@@ -415,7 +442,8 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
         write_train_args(output, config, index.labels, state["epoch"] if config.resume else None, processes.world_size)
     trained = distributed.wrap(model, processes)
     val_records = index.splits.get("val") or []
-    for epoch in range(state["epoch"] + 1, epochs + 1):
+    while state["epoch"] < schedule.end_epoch:
+        epoch, epoch_start = state["epoch"] + 1, time.perf_counter()
         # Every random draw of an epoch follows from (seed, epoch), so a resumed run repeats it exactly;
         # each process draws its own dropout masks, as one process does for each clip of its batch.
         torch.manual_seed(config.seed * 100_003 + epoch + 1_000_003 * processes.rank)
@@ -426,7 +454,11 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
         )}
         if val_loader is not None:
             row.update(validation_metrics(model, val_loader, val_records, index.label2id, loaded.spec, processes))
+        # Averaged over processes, so every process makes the same time-budget decision.
+        wall, elapsed = processes.sum([time.perf_counter() - epoch_start, time.perf_counter() - started])
+        row.update(wall_seconds=wall / processes.world_size, elapsed_seconds=elapsed / processes.world_size)
         improved = _record_epoch(state, row)
+        _adapt_schedule(schedule, state["history"])
         if processes.is_main:
             _write_epoch(output, loaded, state, improved)
             save_checkpoint(output / CHECKPOINT, {
@@ -434,9 +466,13 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
                 "scheduler": scheduler.state_dict(), "labels": index.labels,
             })
         if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
+            schedule.reason = f"--early-stopping {config.early_stopping}: no better validation accuracy for as many epochs"
             logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
             break
+    state.update(stopped=schedule.reason, planned_epochs=schedule.planned_epochs)
+    logger.info("stopped after epoch %d: %s", state["epoch"], schedule.reason)
     if processes.is_main:
+        record_stop(output, state)
         write_model_card(output, config, index, loaded.spec, state, device, processes.world_size)
     processes.barrier()  # the others finish only once the model is whole on disk
     return TrainResult(
@@ -453,10 +489,10 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
 BEST_EPOCH_WINDOW = 3
 
 
-def smoothed_val_accuracy(history: list[dict], window: int = BEST_EPOCH_WINDOW) -> float:
-    """Mean validation accuracy of the last ``window`` epochs of ``history`` (fewer at the
-    start; epochs without a readable validation video left out); NaN when there are none."""
-    recent = [row["val_accuracy"] for row in history[-window:] if not math.isnan(row["val_accuracy"])]
+def smoothed(history: list[dict], key: str = "val_accuracy", window: int = BEST_EPOCH_WINDOW) -> float:
+    """Mean validation accuracy (or another ``key``) of the last ``window`` epochs of ``history``
+    (fewer at the start; epochs without a readable validation video left out); NaN when there are none."""
+    recent = [row[key] for row in history[-window:] if not math.isnan(row.get(key, math.nan))]
     return sum(recent) / len(recent) if recent else math.nan
 
 
@@ -464,7 +500,7 @@ def _record_epoch(state: dict, row: dict) -> bool:
     """Add the epoch to the run's state and log it; True when it is the best so far.
 
     The best epoch has the highest validation accuracy averaged over it and the epochs just
-    before it (`smoothed_val_accuracy`); on a tie the later one, trained longer, is kept.
+    before it (`smoothed`); on a tie the later one, trained longer, is kept.
     Every process records the same rows (losses are summed and validation scores gathered
     over processes), so all agree on the best epoch and on early stopping.
     """
@@ -473,9 +509,11 @@ def _record_epoch(state: dict, row: dict) -> bool:
     if accuracy is None:  # without validation data every epoch counts as best: the output holds the last one
         improved = True
     else:
-        row["val_accuracy_smoothed"] = score = smoothed_val_accuracy(history)
+        row["val_accuracy_smoothed"] = score = smoothed(history)
+        if "val_loss" in row:  # the plateau rule reads it (vidcls.schedule)
+            row["val_loss_smoothed"] = smoothed(history, "val_loss")
         first = state["best_val_accuracy"] is None
-        best = math.nan if first else smoothed_val_accuracy([r for r in history if r["epoch"] <= state["best_epoch"]])
+        best = math.nan if first else smoothed([r for r in history if r["epoch"] <= state["best_epoch"]])
         improved = first or (not math.isnan(accuracy) and (math.isnan(best) or score >= best))
     row["best"] = improved
     state["epoch"] = row["epoch"]
@@ -486,6 +524,27 @@ def _record_epoch(state: dict, row: dict) -> bool:
         state["stale_epochs"] += 1
     logger.info("epoch %d: %s", row["epoch"], json.dumps(row))
     return improved
+
+
+def _adapt_schedule(schedule: Schedule, history: list[dict]) -> None:
+    """Let the schedule adapt to the epoch just run, and tell the user how long the run will take:
+    after the first epoch, the second (the first with videos kept in memory) and every change."""
+    row = history[-1]
+    change = schedule.after_epoch(row["epoch"], history, row["elapsed_seconds"])
+    if change or row["epoch"] <= 2:
+        budget = f", within the time budget of {schedule.budget_seconds / 60:g} min" if schedule.budget_seconds else ""
+        logger.info(
+            "%sexpected duration: about %.1f min in all (%.1f so far), at most %d epochs%s", f"{change}; " if change else "",
+            schedule.expected_seconds(history) / 60, row["elapsed_seconds"] / 60, schedule.end_epoch, budget,
+        )
+
+
+def record_stop(output: Path, state: dict) -> None:
+    """Add why and where the run ended to train_args.json (rewritten by a resumed run that ends later)."""
+    path = output / ARGS_FILE
+    record = json.loads(path.read_text())
+    record["stopped"] = {"after_epoch": state["epoch"], "planned_epochs": state["planned_epochs"], "reason": state["stopped"]}
+    path.write_text(json.dumps(record, indent=2))
 
 
 def _write_epoch(output: Path, loaded: LoadedModel, state: dict, improved: bool) -> None:

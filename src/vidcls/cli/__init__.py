@@ -12,6 +12,10 @@ import sys
 
 # Before anything imports transformers: its per-file load/save bars mean nothing to a vidcls user.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# Before anything imports torch, whose OpenMP runtime reads this once: a thread that finishes its share
+# of an operation sleeps instead of spinning, so a busy neighbour process slows training in proportion
+# to the core it takes instead of several-fold (benchmarks/speed.md). Library users set it themselves.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from vidcls.cli._app import app, console_err  # noqa: E402
 from vidcls.errors import VidclsError  # noqa: E402

@@ -13,6 +13,7 @@ from vidcls.cli._app import DeviceOption, LeakageCheckOption, WorkersOption, app
 from vidcls.cli.audit import warn_leakage
 from vidcls.cli.data import render_bad_files
 from vidcls.sampling import Sampling
+from vidcls.schedule import DEFAULT_TIME_BUDGET_MINUTES
 
 
 @app.command()
@@ -24,7 +25,15 @@ def train(
                      "Kinetics-400 I3D), local model directory or hub id.")
     ] = "motion",
     epochs: Annotated[
-        Optional[int], typer.Option(min=1, help="(default: 10 to fine-tune; from scratch, enough for 3,000 optimizer steps)")
+        Optional[int], typer.Option(min=1, help="An exact schedule of N epochs (default: 10 to fine-tune; from scratch, "
+                                    "enough for 3,000 optimizer steps, ended sooner by --time-budget or a validation plateau).")
+    ] = None,
+    steps: Annotated[
+        Optional[int], typer.Option(min=1, help="An exact schedule of N optimizer steps, rounded up to whole epochs.")
+    ] = None,
+    time_budget: Annotated[
+        Optional[float], typer.Option(min=0, help="Minutes the default schedule ends within, at the speed measured "
+                                      f"in its first epochs (default: {DEFAULT_TIME_BUDGET_MINUTES:g}; 0: none). Not with --epochs or --steps.")
     ] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Clips per optimizer step, over all processes (torchrun) and --grad-accum micro-batches.")
@@ -65,7 +74,8 @@ def train(
 
         warn_leakage(discover_dataset(data, seed=seed))
     config = TrainConfig(
-        data=str(data), output=str(output), model=model, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        data=str(data), output=str(output), model=model, epochs=epochs, steps=steps, time_budget=time_budget,
+        batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing,
         clips_per_video=clips_per_video, workers=workers, seed=seed, flip=flip,
         early_stopping=early_stopping, freeze_backbone=freeze_backbone, resume=resume, overwrite=overwrite, device=device,
