@@ -46,3 +46,23 @@ def test_a_resume_asking_for_nothing_new_warns_of_nothing(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="vidcls"):
         resumed = resumed_config(tmp_path, TrainConfig(data="d", output=str(tmp_path), resume=True))
     assert resumed.epochs == 3 and caplog.text == ""
+
+
+def test_train_options_take_their_defaults_and_help_from_train_config():
+    from dataclasses import MISSING, fields
+
+    from typer.main import get_command
+
+    import vidcls.cli  # noqa: F401  (registers every command)
+    from vidcls.cli._app import app
+    from vidcls.train_config import TrainConfig
+
+    params = {param.name: param for param in get_command(app).commands["train"].params}
+    settings = {f.name: f for f in fields(TrainConfig)}
+    exposed = {name for name, f in settings.items() if f.metadata["cli"]}
+    assert exposed <= set(params), exposed - set(params)  # every setting with an option has one
+    for name in exposed:
+        default = settings[name].default
+        assert params[name].default == (None if default is MISSING else default), name
+        if name != "device":  # the option every command shares
+            assert params[name].help == settings[name].metadata["help"], name

@@ -19,7 +19,7 @@ import vidcls.cli.predict  # noqa: F401  (registers `predict`)
 from vidcls.cli._app import app
 from vidcls.errors import DatasetError, OutputExistsError, VidclsError, VideoReadError
 from vidcls.ray_engine import local_file, predict_to_parquet, read_manifest, score_paths
-from vidcls.transforms import ClipSpec
+from vidcls.clip_spec import ClipSpec
 
 ray = pytest.importorskip("ray")
 pd = pytest.importorskip("pandas")

@@ -12,7 +12,7 @@ from vidcls.sampling import (
     train_clip_indices,
     window_clip_indices,
 )
-from vidcls.transforms import ClipSpec
+from vidcls.clip_spec import ClipSpec
 
 DENSE = ClipSpec(num_frames=16, sample_rate=4, sampling="dense")
 SEGMENT = ClipSpec(num_frames=16, sampling="segment")

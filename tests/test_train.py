@@ -200,7 +200,7 @@ def test_validation_batches_are_kept_after_the_first_pass_when_they_fit(tmp_path
 
     from conftest import write_motion_dataset
     from vidcls.datasets import EvalClipDataset, KeptBatches, collate_eval
-    from vidcls.transforms import ClipSpec
+    from vidcls.clip_spec import ClipSpec
 
     root = write_motion_dataset(tmp_path / "data", num_frames=24)
     records = discover_dataset(root).split("val")

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from vidcls.clip_spec import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
 from vidcls.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ClipSpec,
     EvalTransform,
     TrainTransform,
     denormalize_to_uint8,

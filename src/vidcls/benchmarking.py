@@ -46,11 +46,12 @@ from vidcls.errors import ModelError
 from vidcls.inference import pick_device
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, create_model, save_model, spec_as_dict
-from vidcls.prediction import DEFAULT_BATCH_SIZE, VideoClassifier
+from vidcls.defaults import PREDICT_BATCH_SIZE
+from vidcls.prediction import VideoClassifier
 from vidcls.datasets import default_workers
 from vidcls.schedule import Schedule
 from vidcls.training import TrainConfig, build_loaders, train_one_epoch
-from vidcls.transforms import ClipSpec
+from vidcls.clip_spec import ClipSpec
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def _run(data, model, videos, batches, warmup_batches, batch_size, workers, devi
             "seed": seed, "torch_threads": torch.get_num_threads(),
             "loader_spec": spec_as_dict(GUIDE_SPEC), "model_spec": spec_as_dict(loaded.spec),
             "predict_views": f"1 {loaded.spec.sampling} clip x 1 centre crop (the pipeline's frames)",
-            "predict_batch_size": DEFAULT_BATCH_SIZE, "predict_rounds": PREDICT_ROUNDS,
+            "predict_batch_size": PREDICT_BATCH_SIZE, "predict_rounds": PREDICT_ROUNDS,
         },
     }
     result["targets"] = check_targets(result)
@@ -235,7 +236,7 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
 
 
 def measure_prediction(
-    model_dir: str, paths: list[Path], device: str | None, batch_size: int = DEFAULT_BATCH_SIZE, rounds: int = PREDICT_ROUNDS
+    model_dir: str, paths: list[Path], device: str | None, batch_size: int = PREDICT_BATCH_SIZE, rounds: int = PREDICT_ROUNDS
 ) -> dict[str, dict]:
     """ms and CPU ms per video of every `PREDICT_ROWS` way to classify ``paths``, with the same
     model (saved in ``model_dir``, and exported to ONNX beside it), frames and files.

@@ -22,7 +22,8 @@ from torch.utils.data import Dataset, Sampler
 from vidcls.errors import DatasetError, VideoReadError
 from vidcls.layout import VideoRecord
 from vidcls.preprocess import train_views, video_views
-from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
+from vidcls.clip_spec import ClipSpec
+from vidcls.transforms import EvalTransform, TrainTransform
 from vidcls.video_io import KeptVideos
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Callable
 
 from vidcls.errors import OutputExistsError
 from vidcls.evaluation import evaluate
-from vidcls.models import DEFAULT_PRESET
+from vidcls.train_config import DEFAULT_PRESET
 from vidcls.prediction import predict
 from vidcls.report import write_report
 from vidcls.synthetic import write_synthetic_dataset

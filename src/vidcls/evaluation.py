@@ -29,13 +29,14 @@ from torch.utils.data import DataLoader
 
 from vidcls.audit import leakage_warning
 from vidcls.datasets import EvalClipDataset, collate_eval, default_workers
+from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.errors import DatasetError, ModelError, VidclsError
 from vidcls.inference import pick_device, score_loader
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, load_model, spec_as_dict
 from vidcls.prediction import top_k_labels
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
-from vidcls.transforms import ClipSpec
+from vidcls.clip_spec import ClipSpec
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def evaluate(
     clips: int = DEFAULT_CLIPS,
     crops: int = 1,
     sampling: Sampling | None = None,
-    batch_size: int = 8,
+    batch_size: int = EVAL_BATCH_SIZE,
     workers: int | None = None,
     device: str | None = None,
     progress: bool = False,

@@ -23,7 +23,8 @@ from vidcls.models import LoadedModel, spec_as_dict
 from vidcls.preprocess import video_views
 from vidcls.prediction import VideoClassifier
 from vidcls.sampling import Sampling
-from vidcls.transforms import ClipSpec, denormalize_to_uint8, normalize_batch
+from vidcls.clip_spec import ClipSpec
+from vidcls.transforms import denormalize_to_uint8, normalize_batch
 
 DISPLAY_SIZE = 224
 CAPTION_HEIGHT = 36

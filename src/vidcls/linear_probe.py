@@ -26,7 +26,8 @@ from vidcls.inference import autocast
 from vidcls.layout import check_trainable, discover_dataset, save_split
 from vidcls.model_card import write_model_card
 from vidcls.models import create_model, save_model
-from vidcls.transforms import ClipSpec, normalize_batch
+from vidcls.clip_spec import ClipSpec
+from vidcls.transforms import normalize_batch
 
 logger = logging.getLogger(__name__)
 

@@ -28,19 +28,20 @@ from vidcls.models import MODELING_FILES, PRESETS
 from vidcls.pretrained import PRETRAINED
 from vidcls.report import class_table, markdown_table, percent
 from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.transforms import ClipSpec
+from vidcls.train_config import names_where
+from vidcls.clip_spec import ClipSpec
 
 if TYPE_CHECKING:
     from vidcls.evaluation import EvaluationResult
-    from vidcls.training import TrainConfig
+    from vidcls.train_config import TrainConfig
 
 CARD_FILE = "README.md"
 TEST_START, TEST_END = "<!-- vidcls:test-scores -->", "<!-- /vidcls:test-scores -->"
 VALIDATION_VIEWS = "1 clip x 1 crop"  # training's validation: the centre clip, centre crop
 # How a run was driven, not what it trained: left out of the reproducing command.
-RUN_ONLY = ("data", "output", "resume", "overwrite", "progress")
+RUN_ONLY = names_where("reproduced", False)
 # TrainConfig fields `vidcls train` has no option for; a run that changed one is shown as a Python call.
-API_ONLY = ("weight_decay", "warmup_ratio", "val_ratio", "test_ratio")
+API_ONLY = names_where("cli", False)
 
 
 def write_model_card(

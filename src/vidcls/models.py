@@ -40,12 +40,10 @@ from vidcls.modeling_i3d import I3DConfig, I3DForVideoClassification
 from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
 from vidcls.sampling import DEFAULT_SAMPLING, check_sampling
 from vidcls.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
-from vidcls.transforms import ClipSpec
+from vidcls.clip_spec import ClipSpec
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NUM_FRAMES = 16  # VideoMAE's; a config without num_frames gets it
-DEFAULT_SAMPLE_RATE = 4  # the guide's rate for dense clips; saved with every model
 # Models saved by vidcls before sampling was saved with them were trained on dense clips.
 LEGACY_SAMPLING = "dense"
 
@@ -63,7 +61,6 @@ PRESETS: dict[str, tuple[type[PretrainedConfig], dict]] = {
     # The VideoMAE-base architecture (MCG-NJU/videomae-base), untrained.
     "base": (VideoMAEConfig, {}),
 }
-DEFAULT_PRESET = "motion"
 # The modeling code of vidcls's own architectures, copied beside their weights (named in config.json's auto_map).
 MOTION_CNN_CODE = Path(modeling_motion_cnn.__file__).name
 I3D_CODE = Path(modeling_i3d.__file__).name
@@ -135,7 +132,7 @@ def _processor_sizes(processor, config) -> tuple[int, int]:
     """(crop, short side) from a processor's crop_size and size, else the config's image size."""
     crop_size = getattr(processor, "crop_size", None) or {}
     size = getattr(processor, "size", None) or {}
-    image_size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or 224
+    image_size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or ClipSpec.crop_size
     crop = crop_size.get("height") or size.get("height") or image_size
     short = size.get("shortest_edge") or size.get("height") or crop
     return int(crop), int(short)
@@ -173,8 +170,8 @@ def clip_spec_from(
     crop, short = _processor_sizes(processor, config)
     mean, std = _normalisation(processor)
     return ClipSpec(
-        num_frames=num_frames or saved.get("num_frames") or model_frames(config) or DEFAULT_NUM_FRAMES,
-        sample_rate=sample_rate or saved.get("sample_rate") or DEFAULT_SAMPLE_RATE,
+        num_frames=num_frames or saved.get("num_frames") or model_frames(config) or ClipSpec.num_frames,  # VideoMAE's
+        sample_rate=sample_rate or saved.get("sample_rate") or ClipSpec.sample_rate,  # the guide's
         crop_size=crop,
         resize_short_side=short,
         mean=mean,
@@ -264,7 +261,7 @@ def load_processor(name: str, model: PreTrainedModel):
         except (OSError, ValueError, KeyError, TypeError):
             continue
     logger.warning("%s has no preprocessor config; using ImageNet mean/std at the model's size", name)
-    size = getattr(model.config, "image_size", 224)
+    size = getattr(model.config, "image_size", ClipSpec.crop_size)
     return image_processor_for(ClipSpec(crop_size=size, resize_short_side=size))
 
 

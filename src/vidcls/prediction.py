@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
+from vidcls.defaults import PREDICT_BATCH_SIZE, TOP_K
 from vidcls.errors import VideoReadError
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.models import LoadedModel, load_model
@@ -32,13 +33,6 @@ from vidcls.preprocess import VideoViews, WindowBatch, video_views
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
 from vidcls.video_io import damage_found
-
-DEFAULT_TOP_K = 5  # labels returned per video, as transformers' pipeline
-# Videos per forward in `predict_files`. On the CPU the tiny model's forward costs the same per
-# video from 1 to 16 videos (6.2 ms, one thread); a small batch keeps the stretches where one
-# stage waits for the other short: the first forward waits for a batch to be decoded, the last
-# runs with nothing left to decode. A GPU wants more (--batch-size).
-DEFAULT_BATCH_SIZE = 4
 
 T = TypeVar("T")
 
@@ -99,7 +93,7 @@ class VideoClassifier:
     def predict(
         self,
         path: str | Path,
-        top_k: int = DEFAULT_TOP_K,
+        top_k: int = TOP_K,
         clips: int = DEFAULT_CLIPS,
         crops: int = 1,
         window: float | None = None,
@@ -126,7 +120,7 @@ class VideoClassifier:
     def predict_files(
         self,
         paths: Iterable[str | Path],
-        top_k: int = DEFAULT_TOP_K,
+        top_k: int = TOP_K,
         clips: int = DEFAULT_CLIPS,
         crops: int = 1,
         window: float | None = None,
@@ -138,10 +132,10 @@ class VideoClassifier:
         batch is scored; a file that cannot be read gives {"path", "error"} and the rest go on.
 
         Files are decoded in ``decode_threads`` threads (default: one per core), up to two
-        batches ahead, while the model scores ``batch_size`` videos (default `DEFAULT_BATCH_SIZE`)
+        batches ahead, while the model scores ``batch_size`` videos (default `PREDICT_BATCH_SIZE`)
         per forward.
         """
-        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        batch_size = PREDICT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from vidcls.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
-from vidcls.transforms import ClipSpec, EvalTransform, TrainTransform
+from vidcls.clip_spec import ClipSpec
+from vidcls.transforms import EvalTransform, TrainTransform
 from vidcls.video_io import KeptVideos, VideoInfo, read_clips, read_video, stream_frames
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from vidcls.errors import ModelError
-from vidcls.transforms import ClipSpec
+from vidcls.clip_spec import ClipSpec
 
 logger = logging.getLogger(__name__)
 

@@ -37,17 +37,16 @@ import torch
 
 from vidcls.errors import DatasetError, OutputExistsError, VideoReadError, VidclsError
 from vidcls.layout import VideoRecord
-from vidcls.prediction import DEFAULT_TOP_K, VideoClassifier
+from vidcls.defaults import RAY_PART_SIZE, RAY_SCORE_BATCH, TOP_K
+from vidcls.prediction import VideoClassifier
 from vidcls.preprocess import video_views
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
-from vidcls.transforms import ClipSpec
+from vidcls.clip_spec import ClipSpec
 
 INSTALL_HINT = "install the ray extra: pip install -e '.[ray]'"
 GLOB_CHARS = "*?["
-DEFAULT_PART_SIZE = 256  # rows per Parquet part: what a kill can cost at most
 MAX_BLOCKS = 1000  # paths per block grow past this many files, so Ray's per-block overhead stays small
 DECODE_BATCH = 4  # files per decode call
-SCORE_BATCH = 8  # videos per forward
 # A model copy's working set (the motion preset's actor peaks at 1.0 GiB: torch, decoder, model).
 # Requesting it also keeps Ray from fusing the decode tasks into the actors (it fuses stages whose
 # resource requests are equal), so files decode in parallel CPU tasks.
@@ -199,7 +198,7 @@ class ViewScorer:
 
 def score_paths(
     model: str, spec: ClipSpec, paths: list[str], *, clips: int, crops: int, window: float | None,
-    workers: int | None, device: str | None, batch_size: int = SCORE_BATCH,
+    workers: int | None, device: str | None, batch_size: int = RAY_SCORE_BATCH,
 ) -> Iterator[dict]:
     """Per file, as each finishes (no fixed order): path, error ("" when read), duration,
     probabilities (classes,) and window_probabilities (windows, classes) with their spans.
@@ -328,9 +327,9 @@ class BatchPredictionSummary:
 
 
 def predict_to_parquet(
-    model: str, manifest: str, output: str, *, top_k: int = DEFAULT_TOP_K, clips: int = DEFAULT_CLIPS,
+    model: str, manifest: str, output: str, *, top_k: int = TOP_K, clips: int = DEFAULT_CLIPS,
     crops: int = 1, window: float | None = None, sampling: Sampling | None = None, workers: int | None = None,
-    part_size: int = DEFAULT_PART_SIZE, batch_size: int | None = None, device: str | None = None,
+    part_size: int = RAY_PART_SIZE, batch_size: int | None = None, device: str | None = None,
     address: str | None = None,
 ) -> BatchPredictionSummary:
     """Predict every file of ``manifest`` on Ray into the Parquet directory ``output`` (see the
@@ -349,7 +348,7 @@ def predict_to_parquet(
         classifier = VideoClassifier(model, "cpu")  # the driver's copy: labels and clip settings
         scored = score_paths(
             model, classifier.spec.sampled_as(sampling), todo, clips=clips, crops=crops, window=window, workers=workers, device=device,
-            batch_size=batch_size or SCORE_BATCH,
+            batch_size=batch_size or RAY_SCORE_BATCH,
         )
         for result in scored:
             rows.append(prediction_row(classifier, result, top_k, window))
@@ -368,7 +367,7 @@ def predict_to_parquet(
 
 def score_records(
     model: str, spec: ClipSpec, records: list[VideoRecord], *, clips: int, crops: int, workers: int | None = None,
-    batch_size: int = SCORE_BATCH, device: str | None = None, address: str | None = None,
+    batch_size: int = RAY_SCORE_BATCH, device: str | None = None, address: str | None = None,
 ) -> tuple[torch.Tensor, list[int], list[dict]]:
     """What `evaluation.score_videos` returns, computed on Ray: probabilities of the readable videos
     in ``records`` order, their positions, and the failures ({"path", "reason"}) in that order."""

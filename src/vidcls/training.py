@@ -37,19 +37,17 @@ from vidcls.datasets import (
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.inference import model_logits, pick_device, score_loader
 from vidcls.layout import (
-    SPLIT_FILE, TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
+    SPLIT_FILE, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
 )
 from vidcls.model_card import CARD_FILE, write_model_card
-from vidcls.models import DEFAULT_PRESET, MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
+from vidcls.models import MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
 from vidcls.pretrained import PRETRAINED, parameter_groups
 from vidcls.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
+from vidcls.train_config import DEFAULT_FINE_TUNE_EPOCHS, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, TrainConfig, names_where
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
-DEFAULT_FINE_TUNE_EPOCHS = 10
-MIN_SCRATCH_STEPS = 3000
-MAX_AUTO_EPOCHS = 300
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "training_curve.png"
 ARGS_FILE = "train_args.json"
@@ -58,41 +56,6 @@ OUTPUT_ENTRIES = (
     "config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
     *MODELING_FILES, METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE,
 )
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run; saved as `train_args.json` beside the model."""
-
-    data: str
-    output: str
-    model: str = DEFAULT_PRESET
-    epochs: int | None = None  # None: see `resolve_epochs` (and `steps`)
-    steps: int | None = None  # optimizer steps, rounded up to whole epochs; like epochs, an exact schedule
-    # Minutes the default schedule ends within (None: DEFAULT_TIME_BUDGET_MINUTES; 0: no budget);
-    # only without epochs and steps (see `vidcls.schedule`).
-    time_budget: float | None = None
-    batch_size: int = 8  # per optimizer step, over all processes and micro-batches
-    grad_accum: int = 1  # micro-batches per optimizer step: less memory, the same step
-    lr: float | None = None  # None: 1e-3 from scratch (presets), 5e-5 to fine-tune, as the guide
-    weight_decay: float = 0.05
-    warmup_ratio: float = 0.1
-    num_frames: int | None = None
-    sample_rate: int | None = None
-    sampling: str | None = None  # None: segment, or what a model directory was trained with
-    label_smoothing: float = 0.1
-    clips_per_video: int = 1  # clips of one video in a batch, decoded together (see TrainClipDataset)
-    workers: int | None = None  # None: `training_workers` (as many as feed a GPU; on the CPU one per 4 cores)
-    seed: int = 0
-    flip: bool = True
-    val_ratio: float = VAL_RATIO
-    test_ratio: float = TEST_RATIO
-    early_stopping: int | None = None  # stop after this many epochs without a better val accuracy
-    resume: bool = False
-    overwrite: bool = False
-    device: str | None = None
-    progress: bool = True
-    freeze_backbone: bool = False  # a pretrained model's head only, on features computed once (`linear_probe`)
 
 
 @dataclass
@@ -133,9 +96,9 @@ def prepare_output(output: Path, resume: bool) -> None:
     output.mkdir(parents=True, exist_ok=True)
 
 
-# Settings that change how a run computes; the rest (device, workers, progress) only where it runs.
+# Settings of where a run happens (`train_config`'s "runtime" kind): a resume takes them from the new call.
 # grad_accum splits a step's batch, not the step, so a resume may change it (as the process count).
-RUNTIME_SETTINGS = ("device", "workers", "progress", "resume", "overwrite", "grad_accum")
+RUNTIME_SETTINGS = names_where("runtime")
 
 
 def resumed_config(output: Path, asked: TrainConfig) -> TrainConfig:

@@ -9,39 +9,17 @@ before decoding, and the decoder (`video_io.read_clip`) produces just those pixe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 import torch
 
+from vidcls.clip_spec import ClipSpec
 from vidcls.errors import VidclsError
-from vidcls.sampling import DEFAULT_SAMPLING
 from vidcls.video_io import ClipWindow, resized_dims
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Random short side of a training clip, relative to the crop: the crop keeps 80-100% of the
 # frame's short side. Milder than the guide's 256-320 for a 224 crop (70-88%), which cuts away
 # much of a motion that crosses the frame.
 TRAIN_SCALE_RANGE = (1.0, 1.25)
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """Everything about the frames a model expects, resolved once from the model (and overrides)."""
-
-    num_frames: int = 16
-    sample_rate: int = 4  # frames between a dense clip's frames (unused by segment sampling)
-    crop_size: int = 224
-    resize_short_side: int = 224
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    sampling: str = DEFAULT_SAMPLING  # see `vidcls.sampling`
-
-    def sampled_as(self, sampling: str | None) -> ClipSpec:
-        """This spec with another sampling when one is asked for (a --sampling override), else itself."""
-        return replace(self, sampling=sampling) if sampling else self
 
 
 def _crop(frames: np.ndarray, top: int, left: int, size: int) -> np.ndarray:

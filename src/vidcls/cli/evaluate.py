@@ -12,6 +12,7 @@ from rich.table import Table
 from vidcls.cli._app import (
     DeviceOption, EngineOption, LeakageCheckOption, RayAddressOption, SamplingOption, WorkersOption, app, console, console_err,
 )
+from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.sampling import DEFAULT_CLIPS
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def evaluate_command(
     ] = DEFAULT_CLIPS,
     crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
     sampling: SamplingOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Videos per forward batch.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Videos per forward batch.")] = EVAL_BATCH_SIZE,
     workers: WorkersOption = None,
     json_out: Annotated[
         Optional[Path], typer.Option("--json", help="Write every figure and prediction to this JSON file.")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from vidcls.cli._app import DeviceOption, EngineOption, RayAddressOption, SamplingOption, app, console, console_err
+from vidcls.defaults import PREDICT_BATCH_SIZE, RAY_PART_SIZE, RAY_SCORE_BATCH, TOP_K
 from vidcls.sampling import DEFAULT_CLIPS
 
 
@@ -45,7 +46,7 @@ def predict(
     paths: Annotated[
         Optional[list[Path]], typer.Argument(help="Video files, or folders searched recursively for videos.")
     ] = None,
-    top_k: Annotated[int, typer.Option(min=1, help="Labels per video.")] = 5,
+    top_k: Annotated[int, typer.Option(min=1, help="Labels per video.")] = TOP_K,
     clips: Annotated[int, typer.Option(min=1, help="Clips spread over each video, scores averaged.")] = DEFAULT_CLIPS,
     window: Annotated[
         Optional[float], typer.Option(min=0.01, help="Also classify every WINDOW seconds (a timeline).")
@@ -55,7 +56,8 @@ def predict(
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
     batch_size: Annotated[
         Optional[int],
-        typer.Option(min=1, help="Videos per forward, the next ones decoded meanwhile (default: 4; 8 with --engine ray)."),
+        typer.Option(min=1, help=f"Videos per forward, the next ones decoded meanwhile (default: {PREDICT_BATCH_SIZE}; "
+                     f"{RAY_SCORE_BATCH} with --engine ray)."),
     ] = None,
     device: DeviceOption = None,
     engine: EngineOption = "local",
@@ -66,7 +68,7 @@ def predict(
         Optional[str], typer.Option(help="With --engine ray: a folder of Parquet parts (one table for pandas); a rerun skips paths in it.")
     ] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="With --engine ray: model copies (default: one per GPU, else 1).")] = None,
-    part_size: Annotated[int, typer.Option(min=1, help="With --engine ray: rows per Parquet part (what a kill can lose).")] = 256,
+    part_size: Annotated[int, typer.Option(min=1, help="With --engine ray: rows per Parquet part (what a kill can lose).")] = RAY_PART_SIZE,
     ray_address: RayAddressOption = None,
 ) -> None:
     """Classify videos; files that cannot be read are named on stderr and make the exit status 1.

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidcls.cli._app import DeviceOption, SamplingOption, app, console
+from vidcls.clip_spec import ClipSpec
 
 
 @app.command()
@@ -18,13 +19,13 @@ def preview(
         Optional[str], typer.Option(help="Model directory: its frame settings, and its prediction as a caption.")
     ] = None,
     num_frames: Annotated[
-        Optional[int], typer.Option(min=1, help="Frames per clip (default: the model's, else 16).")
+        Optional[int], typer.Option(min=1, help=f"Frames per clip (default: the model's, else {ClipSpec.num_frames}).")
     ] = None,
     sample_rate: Annotated[
-        Optional[int], typer.Option(min=1, help="Take every n-th frame (default: the model's, else 4).")
+        Optional[int], typer.Option(min=1, help=f"Take every n-th frame (default: the model's, else {ClipSpec.sample_rate}).")
     ] = None,
     size: Annotated[
-        Optional[int], typer.Option(min=8, help="Crop size in pixels (default: the model's, else 224).")
+        Optional[int], typer.Option(min=8, help=f"Crop size in pixels (default: the model's, else {ClipSpec.crop_size}).")
     ] = None,
     clips: Annotated[int, typer.Option(min=1, help="Clips spread over the video, shown one after another.")] = 1,
     sampling: SamplingOption = None,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from vidcls.cli._app import DeviceOption, app, console
+from vidcls.defaults import SERVE_MAX_UPLOAD_MB
 
 
 @app.command()
@@ -15,7 +16,7 @@ def serve(
     model: Annotated[str, typer.Argument(help="Trained model directory (or hub id).")],
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    max_upload_mb: Annotated[float, typer.Option(min=1, help="Largest video accepted, in MB.")] = 200,
+    max_upload_mb: Annotated[float, typer.Option(min=1, help="Largest video accepted, in MB.")] = SERVE_MAX_UPLOAD_MB,
     workers: Annotated[int, typer.Option(min=1, help="Server processes, each with its own copy of the model.")] = 1,
     device: DeviceOption = None,
 ) -> None:

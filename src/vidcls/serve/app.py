@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from vidcls.defaults import SERVE_BATCH_WAIT_MS, SERVE_MAX_BATCH, SERVE_MAX_UPLOAD_MB
 from vidcls.errors import VideoReadError
 from vidcls.prediction import VideoClassifier
 from vidcls.serve.memory import limit_malloc_arenas
@@ -163,11 +164,11 @@ def _add_exception_handlers(app: FastAPI) -> None:
 def create_app(
     model_dir: str | Path,
     *,
-    max_upload_mb: float = 200,
+    max_upload_mb: float = SERVE_MAX_UPLOAD_MB,
     device: str | None = None,
     tmp_dir: str | Path | None = None,
-    max_batch: int = 8,
-    batch_wait_ms: float = 2.0,
+    max_batch: int = SERVE_MAX_BATCH,
+    batch_wait_ms: float = SERVE_BATCH_WAIT_MS,
 ) -> FastAPI:
     """The vidcls API and page for the model in ``model_dir``; the model loads when the app starts.
 

@@ -17,6 +17,8 @@ from typing import AsyncIterator, Callable
 
 import torch
 
+from vidcls.defaults import SERVE_BATCH_WAIT_MS, SERVE_MAX_BATCH
+
 
 @dataclass
 class _Job:
@@ -27,7 +29,10 @@ class _Job:
 class ForwardBatcher:
     """Collects up to ``max_batch`` waiting jobs, at most ``max_wait_ms`` after the first, and scores them together."""
 
-    def __init__(self, score: Callable[[torch.Tensor], torch.Tensor], max_batch: int = 8, max_wait_ms: float = 2.0) -> None:
+    def __init__(
+        self, score: Callable[[torch.Tensor], torch.Tensor], max_batch: int = SERVE_MAX_BATCH,
+        max_wait_ms: float = SERVE_BATCH_WAIT_MS,
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.score = score

@@ -23,6 +23,7 @@ import torch
 from fastapi import HTTPException
 from PIL import Image
 
+from vidcls.defaults import SERVE_BATCH_WAIT_MS, SERVE_MAX_BATCH
 from vidcls.preprocess import WindowBatch
 from vidcls.prediction import VideoClassifier, file_warnings
 from vidcls.serve.batching import ForwardBatcher
@@ -59,7 +60,9 @@ def check_window_count(duration: float, window: float) -> None:
 class Predictor:
     """A `VideoClassifier` and the rules for sharing it between concurrent requests."""
 
-    def __init__(self, classifier: VideoClassifier, *, max_batch: int = 8, batch_wait_ms: float = 2.0) -> None:
+    def __init__(
+        self, classifier: VideoClassifier, *, max_batch: int = SERVE_MAX_BATCH, batch_wait_ms: float = SERVE_BATCH_WAIT_MS,
+    ) -> None:
         self.classifier = classifier
         self.batcher = ForwardBatcher(self._score, max_batch, batch_wait_ms)
         self._decoders = anyio.CapacityLimiter(os.cpu_count() or 1)
