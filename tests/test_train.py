@@ -19,7 +19,8 @@ from vidcls.datasets import TrainClipDataset
 from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.layout import discover_dataset
 from vidcls.models import create_model
-from vidcls.training import CHECKPOINT, METRICS_FILE, TrainConfig, _record_epoch, train
+from vidcls.run_state import RunState
+from vidcls.training import CHECKPOINT, METRICS_FILE, TrainConfig, train
 
 VIDCLS = [sys.executable, "-m", "vidcls.cli"]
 
@@ -156,11 +157,11 @@ def test_training_clips_are_the_same_from_kept_videos(motion_dataset, tmp_path):
 
 def _best_epochs(accuracies: list[float | None]) -> list[int]:
     """The best epoch after each epoch, for these validation accuracies (None: no val split)."""
-    state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
+    state = RunState()
     best = []
     for epoch, accuracy in enumerate(accuracies, 1):
-        _record_epoch(state, {"epoch": epoch} if accuracy is None else {"epoch": epoch, "val_accuracy": accuracy})
-        best.append(state["best_epoch"])
+        state.record({"epoch": epoch} if accuracy is None else {"epoch": epoch, "val_accuracy": accuracy})
+        best.append(state.best_epoch)
     return best
 
 

@@ -26,6 +26,7 @@ from vidcls.inference import autocast
 from vidcls.layout import check_trainable, discover_dataset, save_split
 from vidcls.model_card import write_model_card
 from vidcls.models import create_model, save_model
+from vidcls.run_state import RunState
 from vidcls.clip_spec import ClipSpec
 from vidcls.transforms import normalize_batch
 
@@ -58,7 +59,6 @@ def train_linear_probe(config, processes: distributed.Processes):
     """`training.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
     from vidcls.training import (  # the run's bookkeeping is training's, shared
         METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, write_train_args,
-        _record_epoch,
     )
 
     if config.resume:
@@ -87,7 +87,7 @@ def train_linear_probe(config, processes: distributed.Processes):
     prepare_output(output, resume=False)
     save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
     write_train_args(output, config, index.labels, None)
-    state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
+    state = RunState()
     best_head = copy.deepcopy(head.state_dict())
     generator = torch.Generator().manual_seed(config.seed)
     for epoch in range(1, config.epochs + 1):
@@ -96,19 +96,16 @@ def train_linear_probe(config, processes: distributed.Processes):
         row["epoch_seconds"], started = time.perf_counter() - started, time.perf_counter()
         if len(val_y):
             row.update(val_accuracy=head_accuracy(model, val_x, val_y, device), val_videos=len(val_y))
-        if _record_epoch(state, row):
+        if state.record(row):
             best_head = copy.deepcopy(head.state_dict())
-        if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
+        if config.early_stopping and state.stale_epochs >= config.early_stopping:
             break
     head.load_state_dict(best_head)
     save_model(loaded, output)
-    (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state["history"]))
-    plot_training_curve(state["history"], output / CURVE_FILE)
+    (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state.history))
+    plot_training_curve(state.history, output / CURVE_FILE)
     write_model_card(output, config, index, loaded.spec, state, device, 1)
-    return TrainResult(
-        output=str(output), best_epoch=state["best_epoch"], best_val_accuracy=state["best_val_accuracy"],
-        epochs_run=state["epoch"], history=state["history"], bad_files=index.bad_files, labels=index.labels,
-    )
+    return TrainResult.of(state, output, index)
 
 
 def head_epoch(model, features, labels, optimizer, config, generator, device) -> float:

@@ -33,6 +33,7 @@ from vidcls.clip_spec import ClipSpec
 
 if TYPE_CHECKING:
     from vidcls.evaluation import EvaluationResult
+    from vidcls.run_state import RunState
     from vidcls.train_config import TrainConfig
 
 CARD_FILE = "README.md"
@@ -45,7 +46,7 @@ API_ONLY = names_where("cli", False)
 
 
 def write_model_card(
-    model_dir: str | Path, config: TrainConfig, index: DatasetIndex, spec: ClipSpec, state: dict, device: torch.device,
+    model_dir: str | Path, config: TrainConfig, index: DatasetIndex, spec: ClipSpec, state: RunState, device: torch.device,
     world_size: int = 1,
 ) -> Path:
     """Write README.md for the run that just finished (``state``: training's epoch bookkeeping;
@@ -206,8 +207,8 @@ def _class_counts(records) -> dict[str, int]:
     return counts
 
 
-def _validation_results(state: dict, data_name: str) -> list[dict]:
-    accuracy = state["best_val_accuracy"]
+def _validation_results(state: RunState, data_name: str) -> list[dict]:
+    accuracy = state.best_val_accuracy
     if accuracy is None:
         return []
     return [_result_entry(data_name, "validation", accuracy, f"val top-1 ({VALIDATION_VIEWS})")]
@@ -222,14 +223,14 @@ def _result_entry(data_name: str, split: str, accuracy: float, label: str) -> di
     }
 
 
-def _validation_section(state: dict) -> str:
-    accuracy = state["best_val_accuracy"]
+def _validation_section(state: RunState) -> str:
+    accuracy = state.best_val_accuracy
     if accuracy is None:
         return "## Validation scores\n\nNo validation split: the saved weights are those of the last epoch."
     rows = [
         ("top-1 accuracy", percent(accuracy)),
         ("views per video", f"{VALIDATION_VIEWS} (the centre clip)"),
-        ("saved epoch", f"{state['best_epoch']} of {state['epoch']} (the best `val_accuracy_smoothed` in "
+        ("saved epoch", f"{state.best_epoch} of {state.epoch} (the best `val_accuracy_smoothed` in "
                         "metrics.jsonl: val accuracy averaged with the epochs just before; the later on a tie)"),
     ]
     return "## Validation scores\n\nMeasured during training.\n\n" + markdown_table(("", "value"), rows)
@@ -268,11 +269,11 @@ def _frames_section(spec: ClipSpec) -> str:
             + markdown_table(("", "value"), rows))
 
 
-def _training_section(config: TrainConfig, state: dict, device: torch.device, world_size: int) -> str:
-    seconds = sum(row["epoch_seconds"] for row in state["history"])
+def _training_section(config: TrainConfig, state: RunState, device: torch.device, world_size: int) -> str:
+    seconds = sum(row["epoch_seconds"] for row in state.history)
     rows = [
-        ("epochs run", state["epoch"]),
-        ("why it stopped there", state.get("stopped", "n/a")),
+        ("epochs run", state.epoch),
+        ("why it stopped there", state.stopped or "n/a"),
         ("training time", f"{seconds / 60:.1f} min (training passes; validation not counted)"),
         ("hardware", hardware(device) + (f"; {world_size} processes (torchrun)" if world_size > 1 else "")),
         ("software", f"vidcls {vidcls.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"),

@@ -42,6 +42,7 @@ from vidcls.layout import (
 from vidcls.model_card import CARD_FILE, write_model_card
 from vidcls.models import MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
 from vidcls.pretrained import PRETRAINED, parameter_groups
+from vidcls.run_state import RunState
 from vidcls.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
 from vidcls.train_config import DEFAULT_FINE_TUNE_EPOCHS, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, TrainConfig, names_where
 
@@ -70,6 +71,14 @@ class TrainResult:
     bad_files: list[BadFile] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     is_main_process: bool = True  # False in the other processes of a data-parallel run
+
+    @classmethod
+    def of(cls, state: RunState, output: Path, index: DatasetIndex, is_main_process: bool = True) -> TrainResult:
+        return cls(
+            output=str(output), best_epoch=state.best_epoch, best_val_accuracy=state.best_val_accuracy,
+            epochs_run=state.epoch, history=state.history, bad_files=index.bad_files, labels=index.labels,
+            is_main_process=is_main_process,
+        )
 
 
 def check_output(output: Path, resume: bool, overwrite: bool) -> None:
@@ -393,20 +402,20 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
         config.time_budget = (schedule.budget_seconds or 0) / 60
     # The schedule is the LambdaLR factor: the scheduler's state dict carries its cuts (vidcls.schedule).
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    state = {"epoch": 0, "best_val_accuracy": None, "best_epoch": 0, "stale_epochs": 0, "history": []}
+    state = RunState()
     if config.resume:
         state = _restore(output / CHECKPOINT, model, optimizer, scheduler, index.labels)
-        started -= state["history"][-1].get("elapsed_seconds", 0.0) if state["history"] else 0.0
-        logger.info("resuming %s after epoch %d", output, state["epoch"])
+        started -= state.history[-1].get("elapsed_seconds", 0.0) if state.history else 0.0
+        logger.info("resuming %s after epoch %d", output, state.epoch)
     processes.barrier()  # every process has read the earlier run before the main one rewrites it
     if processes.is_main:
         prepare_output(output, config.resume)
         save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
-        write_train_args(output, config, index.labels, state["epoch"] if config.resume else None, processes.world_size)
+        write_train_args(output, config, index.labels, state.epoch if config.resume else None, processes.world_size)
     trained = distributed.wrap(model, processes)
     val_records = index.splits.get("val") or []
-    while state["epoch"] < schedule.end_epoch:
-        epoch, epoch_start = state["epoch"] + 1, time.perf_counter()
+    while state.epoch < schedule.end_epoch:
+        epoch, epoch_start = state.epoch + 1, time.perf_counter()
         # Every random draw of an epoch follows from (seed, epoch), so a resumed run repeats it exactly;
         # each process draws its own dropout masks, as one process does for each clip of its batch.
         torch.manual_seed(config.seed * 100_003 + epoch + 1_000_003 * processes.rank)
@@ -420,73 +429,25 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
         # Averaged over processes, so every process makes the same time-budget decision.
         wall, elapsed = processes.sum([time.perf_counter() - epoch_start, time.perf_counter() - started])
         row.update(wall_seconds=wall / processes.world_size, elapsed_seconds=elapsed / processes.world_size)
-        improved = _record_epoch(state, row)
-        _adapt_schedule(schedule, state["history"])
+        improved = state.record(row)
+        _adapt_schedule(schedule, state.history)
         if processes.is_main:
             _write_epoch(output, loaded, state, improved)
             save_checkpoint(output / CHECKPOINT, {
-                **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                **state.as_checkpoint(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "labels": index.labels,
             })
-        if config.early_stopping and state["stale_epochs"] >= config.early_stopping:
+        if config.early_stopping and state.stale_epochs >= config.early_stopping:
             schedule.reason = f"--early-stopping {config.early_stopping}: no better validation accuracy for as many epochs"
             logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
             break
-    state.update(stopped=schedule.reason, planned_epochs=schedule.planned_epochs)
-    logger.info("stopped after epoch %d: %s", state["epoch"], schedule.reason)
+    state.stopped, state.planned_epochs = schedule.reason, schedule.planned_epochs
+    logger.info("stopped after epoch %d: %s", state.epoch, schedule.reason)
     if processes.is_main:
         record_stop(output, state)
         write_model_card(output, config, index, loaded.spec, state, device, processes.world_size)
     processes.barrier()  # the others finish only once the model is whole on disk
-    return TrainResult(
-        output=str(output), best_epoch=state["best_epoch"], best_val_accuracy=state["best_val_accuracy"],
-        epochs_run=state["epoch"], history=state["history"], bad_files=index.bad_files, labels=index.labels,
-        is_main_process=processes.is_main,
-    )
-
-
-# Epochs whose validation accuracy is averaged to pick the epoch to keep. On a few dozen
-# validation videos one epoch's accuracy jumps by a video or two, and a lone lucky epoch is
-# rarely the best model: on cluttered motion the epoch picked alone scored 0.917 on the test
-# split, the last of a run of equally good epochs 0.979 (benchmarks/quality.md).
-BEST_EPOCH_WINDOW = 3
-
-
-def smoothed(history: list[dict], key: str = "val_accuracy", window: int = BEST_EPOCH_WINDOW) -> float:
-    """Mean validation accuracy (or another ``key``) of the last ``window`` epochs of ``history``
-    (fewer at the start; epochs without a readable validation video left out); NaN when there are none."""
-    recent = [row[key] for row in history[-window:] if not math.isnan(row.get(key, math.nan))]
-    return sum(recent) / len(recent) if recent else math.nan
-
-
-def _record_epoch(state: dict, row: dict) -> bool:
-    """Add the epoch to the run's state and log it; True when it is the best so far.
-
-    The best epoch has the highest validation accuracy averaged over it and the epochs just
-    before it (`smoothed`); on a tie the later one, trained longer, is kept.
-    Every process records the same rows (losses are summed and validation scores gathered
-    over processes), so all agree on the best epoch and on early stopping.
-    """
-    accuracy = row.get("val_accuracy")
-    history = state["history"] + [row]
-    if accuracy is None:  # without validation data every epoch counts as best: the output holds the last one
-        improved = True
-    else:
-        row["val_accuracy_smoothed"] = score = smoothed(history)
-        if "val_loss" in row:  # the plateau rule reads it (vidcls.schedule)
-            row["val_loss_smoothed"] = smoothed(history, "val_loss")
-        first = state["best_val_accuracy"] is None
-        best = math.nan if first else smoothed([r for r in history if r["epoch"] <= state["best_epoch"]])
-        improved = first or (not math.isnan(accuracy) and (math.isnan(best) or score >= best))
-    row["best"] = improved
-    state["epoch"] = row["epoch"]
-    state["history"] = history
-    if improved:
-        state.update(best_val_accuracy=accuracy, best_epoch=row["epoch"], stale_epochs=0)
-    else:
-        state["stale_epochs"] += 1
-    logger.info("epoch %d: %s", row["epoch"], json.dumps(row))
-    return improved
+    return TrainResult.of(state, output, index, processes.is_main)
 
 
 def _adapt_schedule(schedule: Schedule, history: list[dict]) -> None:
@@ -502,24 +463,24 @@ def _adapt_schedule(schedule: Schedule, history: list[dict]) -> None:
         )
 
 
-def record_stop(output: Path, state: dict) -> None:
+def record_stop(output: Path, state: RunState) -> None:
     """Add why and where the run ended to train_args.json (rewritten by a resumed run that ends later)."""
     path = output / ARGS_FILE
     record = json.loads(path.read_text())
-    record["stopped"] = {"after_epoch": state["epoch"], "planned_epochs": state["planned_epochs"], "reason": state["stopped"]}
+    record["stopped"] = {"after_epoch": state.epoch, "planned_epochs": state.planned_epochs, "reason": state.stopped}
     path.write_text(json.dumps(record, indent=2))
 
 
-def _write_epoch(output: Path, loaded: LoadedModel, state: dict, improved: bool) -> None:
+def _write_epoch(output: Path, loaded: LoadedModel, state: RunState, improved: bool) -> None:
     """Save the model as the output when the epoch is the best so far; rewrite metrics and curve."""
     if improved:
         save_model(loaded, output)
     # Rewritten whole from the history, so a resumed run never repeats an epoch's line.
-    (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state["history"]))
-    plot_training_curve(state["history"], output / CURVE_FILE)
+    (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state.history))
+    plot_training_curve(state.history, output / CURVE_FILE)
 
 
-def _restore(path: Path, model, optimizer, scheduler, labels: list[str]) -> dict:
+def _restore(path: Path, model, optimizer, scheduler, labels: list[str]) -> RunState:
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if checkpoint["labels"] != labels:
         raise VidclsError(
@@ -528,4 +489,4 @@ def _restore(path: Path, model, optimizer, scheduler, labels: list[str]) -> dict
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
-    return {key: checkpoint[key] for key in ("epoch", "best_val_accuracy", "best_epoch", "stale_epochs", "history")}
+    return RunState.from_checkpoint(checkpoint)
