@@ -22,6 +22,7 @@ import torch
 from vidcls.models import load_model
 from vidcls.prediction import VideoClassifier
 from vidcls.pretrained import I3D_KINETICS400
+from vidcls.view_options import ViewOptions
 
 
 def cpu_seconds(step, repeats: int = 1) -> float:
@@ -47,7 +48,7 @@ def main() -> None:
     for setting in args.settings:
         frames, crop = map(int, setting.split("x"))
         loaded.spec = replace(loaded.spec, num_frames=frames, crop_size=crop, resize_short_side=round(crop * 256 / 224))
-        top = VideoClassifier(loaded).predict(args.gif, clips=1, top_k=1).top_k[0]
+        top = VideoClassifier(loaded).predict(args.gif, ViewOptions(clips=1, top_k=1)).top_k[0]
         pixels = torch.randn(2, frames, 3, crop, crop)
         model.eval()
         with torch.inference_mode():

@@ -47,11 +47,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from vidcls.evaluation import evaluate
+    from vidcls.view_options import ViewOptions
 
     start = time.perf_counter()
     report = evaluate(args.model, args.data, split=args.split)
     seconds = time.perf_counter() - start
-    one_clip = evaluate(args.model, args.data, split=args.split, clips=1)
+    one_clip = evaluate(args.model, args.data, ViewOptions(clips=1), split=args.split)
     from vidcls.layout import discover_dataset
 
     records = discover_dataset(args.data, model_dir=str(args.model)).split(args.split)

@@ -24,6 +24,7 @@ from vidcls.prediction import VideoClassifier, iter_predict
 from vidcls.preprocess import video_views
 from vidcls.ray_engine import connect, read_manifest, score_paths
 from vidcls.sampling import DEFAULT_CLIPS
+from vidcls.view_options import ViewOptions
 
 
 def stage_ms(classifier: VideoClassifier, paths: list[str], clips: int) -> dict:
@@ -65,12 +66,12 @@ def main() -> None:
     report["one_thread"] = stage_ms(classifier, paths[: args.stage_videos], args.clips)
     for threads in sorted({1, torch.get_num_threads()}):  # one thread is what a Ray worker with 1 CPU runs
         torch.set_num_threads(threads)
-        rate = steady_rate(arrivals(iter_predict(classifier.loaded, paths, clips=args.clips)))
+        rate = steady_rate(arrivals(iter_predict(classifier.loaded, paths, ViewOptions(clips=args.clips))))
         report[f"local_videos_per_s_{threads}_threads"] = rate
     started = time.perf_counter()
     ray = connect()
     times = arrivals(score_paths(
-        args.model, classifier.spec, paths, clips=args.clips, crops=1, window=None, workers=args.workers, device="cpu"
+        args.model, classifier.spec, paths, ViewOptions(clips=args.clips), workers=args.workers, device="cpu"
     ))
     report.update(
         ray_start_s=times[0] - started, ray_videos_per_s=steady_rate(times), ray_workers=args.workers,

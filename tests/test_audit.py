@@ -22,6 +22,7 @@ from vidcls.audit.signatures import SignatureCache, compute_signatures, thumbnai
 from vidcls.cli import app
 from vidcls.layout import discover_dataset
 from vidcls.video_io import probe_video, read_frames
+from vidcls.view_options import ViewOptions
 
 runner = CliRunner()
 CLASSES = ("MoveLeft", "MoveRight", "MoveUp")
@@ -252,10 +253,10 @@ def test_an_evaluation_report_says_when_test_videos_have_a_copy_in_train(leaky, 
 
     model = tmp_path / "untrained"
     save_model(create_model("motion", list(CLASSES)), model)
-    result = evaluate(str(model), leaky, clips=1, workers=0)
+    result = evaluate(str(model), leaky, ViewOptions(clips=1), workers=0)
     assert result.leakage.startswith("1 test video has a near-copy in train")
     assert "**Leakage**: 1 test video" in write_report(result, tmp_path / "report")["markdown"].read_text()
-    assert evaluate(str(model), leaky, clips=1, workers=0, leakage_check=False).leakage is None
+    assert evaluate(str(model), leaky, ViewOptions(clips=1), workers=0, leakage_check=False).leakage is None
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from vidcls.evaluation import classification_metrics, evaluate
 from vidcls.layout import SPLIT_FILE, discover_dataset, group_of
 from vidcls.models import load_model
 from vidcls.training import TrainConfig, train
+from vidcls.view_options import ViewOptions
 
 RESULT_KEYS = {
     "top1", "top5", "mean_class_accuracy", "per_class", "confusion_matrix", "labels", "num_videos", "clips",
@@ -87,19 +88,19 @@ def test_more_clips_than_fit_and_three_crops(loaded, broken_dataset, tmp_path):
     video = next((broken_dataset[0] / "test" / "MoveUp").glob("*.avi"))  # 40 frames; 8 clips of 32 overlap
     (tmp_path / "train" / "MoveUp").mkdir(parents=True)
     shutil.copy(video, tmp_path / "train" / "MoveUp")
-    result = evaluate(loaded, tmp_path, split="train", clips=8, crops=3, workers=0)
+    result = evaluate(loaded, tmp_path, ViewOptions(clips=8, crops=3), split="train", workers=0)
     assert result.num_videos == 1 and (result.clips, result.crops) == (8, 3)
     from vidcls.prediction import VideoClassifier
 
-    alone = VideoClassifier(loaded).predict(video, top_k=3, clips=8, crops=3).top_k  # the same 24 views
+    alone = VideoClassifier(loaded).predict(video, ViewOptions(clips=8, crops=3, top_k=3)).top_k  # the same 24 views
     ours = result.predictions[0]["top3"]
     assert [t["label"] for t in ours] == [t["label"] for t in alone]
     assert [t["score"] for t in ours] == pytest.approx([t["score"] for t in alone], abs=1e-5)
 
 
 def test_sampling_can_be_overridden(loaded, broken_dataset):
-    dense = evaluate(loaded, broken_dataset[0], clips=1, sampling="dense", workers=0)
-    segment = evaluate(loaded, broken_dataset[0], clips=1, workers=0)
+    dense = evaluate(loaded, broken_dataset[0], ViewOptions(clips=1, sampling="dense"), workers=0)
+    segment = evaluate(loaded, broken_dataset[0], ViewOptions(clips=1), workers=0)
     assert dense.spec["sampling"] == "dense" and segment.spec["sampling"] == loaded.spec.sampling == "segment"
     assert [p["top3"] for p in dense.predictions] != [p["top3"] for p in segment.predictions]
 

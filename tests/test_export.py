@@ -20,6 +20,7 @@ from vidcls.models import load_model
 from vidcls.onnx_runtime import OnnxVideoClassifier
 from vidcls.prediction import predict
 from vidcls.serve import create_app
+from vidcls.view_options import ViewOptions
 
 pytest.importorskip("onnxruntime")
 
@@ -52,7 +53,7 @@ def test_exported_directory_loads_with_the_model_labels_and_clip_settings(export
 
 def test_predict_and_eval_with_onnxruntime_agree_with_torch(exported, trained_model, motion_dataset):
     videos = videos_of(motion_dataset)
-    with_onnx, with_torch = predict(exported[0], videos, top_k=3), predict(trained_model, videos, top_k=3)
+    with_onnx, with_torch = predict(exported[0], videos, ViewOptions(top_k=3)), predict(trained_model, videos, ViewOptions(top_k=3))
     for onnx_row, torch_row in zip(with_onnx, with_torch, strict=True):
         assert [t["label"] for t in onnx_row["top_k"]] == [t["label"] for t in torch_row["top_k"]]
         assert [t["score"] for t in onnx_row["top_k"]] == pytest.approx([t["score"] for t in torch_row["top_k"]], abs=1e-4)
@@ -63,7 +64,7 @@ def test_predict_and_eval_with_onnxruntime_agree_with_torch(exported, trained_mo
 
 def test_serve_answers_with_the_exported_model(exported, motion_dataset, tmp_path):
     video = videos_of(motion_dataset)[0]
-    expected = predict(exported[0], [video], top_k=2)[0]["top_k"]
+    expected = predict(exported[0], [video], ViewOptions(top_k=2))[0]["top_k"]
     with TestClient(create_app(exported[0], tmp_dir=tmp_path)) as client:
         assert client.get("/health").json()["device"] == "cpu"
         response = client.post("/predict", params={"top_k": 2}, files={"file": (video.name, video.read_bytes(), "video/x-msvideo")})

@@ -12,6 +12,7 @@ from vidcls.evaluation import evaluate
 from vidcls.models import load_model
 from vidcls.prediction import predict
 from vidcls.training import TrainConfig, train
+from vidcls.view_options import ViewOptions
 
 pytestmark = pytest.mark.slow  # each test trains a model
 
@@ -79,9 +80,9 @@ def test_each_family_trains_evaluates_and_predicts(family, motion_dataset, tmp_p
     assert tuned.spec.num_frames == FRAMES and tuned.spec.crop_size == SIZE
     assert json.loads((output / "config.json").read_text())["vidcls"]["num_frames"] == FRAMES
 
-    report = evaluate(tuned, motion_dataset, clips=1)
+    report = evaluate(tuned, motion_dataset, ViewOptions(clips=1))
     assert report.num_videos == 6 and 0 <= report.top1 <= 1
-    (row,) = predict(tuned, [next((motion_dataset / "test" / "MoveUp").glob("*.avi"))], top_k=2)
+    (row,) = predict(tuned, [next((motion_dataset / "test" / "MoveUp").glob("*.avi"))], ViewOptions(top_k=2))
     assert len(row["top_k"]) == 2 and sum(t["score"] for t in row["top_k"]) <= 1 + 1e-5
 
 

@@ -13,6 +13,7 @@ import torch
 from videos import label_of, moving_square, write_vfr_video, write_video
 from vidcls.models import create_model, load_model, save_model
 from vidcls.prediction import VideoClassifier
+from vidcls.view_options import ViewOptions
 
 LABELS = ["MoveLeft", "MoveRight", "MoveUp"]
 
@@ -59,7 +60,7 @@ def test_guide_pipeline_call_scores_what_vidcls_scores(preset, video, tmp_path):
     classify = pipeline("video-classification", model=str(tmp_path / preset), **remote)
     assert type(classify.video_processor).__name__ == "VideoMAEVideoProcessor"
     theirs = {row["label"]: row["score"] for row in classify(str(video))}
-    ours = {row["label"]: row["score"] for row in VideoClassifier(str(tmp_path / preset)).predict(video, clips=1).top_k}
+    ours = {row["label"]: row["score"] for row in VideoClassifier(str(tmp_path / preset)).predict(video, ViewOptions(clips=1)).top_k}
     for label in LABELS:
         assert ours[label] == pytest.approx(theirs[label], abs=1e-4)
 
@@ -94,15 +95,15 @@ def test_on_variable_frame_rate_the_pipeline_spreads_frames_by_count_and_vidcls_
     by_time = [next(j for j, s in enumerate(stamps) if round(s / 40) >= i) for i in segment_indices(info.num_frames, frames, 0)]
     by_count = (np.arange(frames) * len(stamps) // frames).tolist()  # the pipeline's np.arange(n) * total // n
     assert by_time != by_count
-    ours = classifier.preprocess(path, clips=1).views[0]
+    ours = classifier.preprocess(path, ViewOptions(clips=1)).views[0]
     assert [label_of(frame, channels_first=True) for frame in ours.numpy()] == by_time
 
     theirs = {row["label"]: row["score"] for row in pipeline("video-classification", model=str(tmp_path / "tiny"))(str(path))}
     transform = EvalTransform(classifier.spec, 1)
     time_of = [round(s / 40) for s in stamps]
     counted = read_frames(path, [time_of[j] for j in by_count], short_side=transform.decode_short_side())
-    as_counted = classifier.postprocess(classifier.score(transform(counted)[None])[0], len(LABELS))
+    as_counted = classifier.postprocess(classifier.score(transform(counted)[None])[0], ViewOptions(top_k=len(LABELS)))
     for row in as_counted:
         assert row["score"] == pytest.approx(theirs[row["label"]], abs=1e-5)
-    by_vidcls = classifier.predict(path, clips=1).top_k  # the frames by time: a score the tolerance tells apart
+    by_vidcls = classifier.predict(path, ViewOptions(clips=1)).top_k  # the frames by time: a score the tolerance tells apart
     assert any(row["score"] != pytest.approx(theirs[row["label"]], abs=1e-4) for row in by_vidcls)

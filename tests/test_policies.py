@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 
 import pytest
 
+import vidcls
+from vidcls.errors import VidclsError
 from vidcls.layout import _split_counts
 from vidcls.training import TrainConfig, resumed_config, write_train_args
+from vidcls.view_options import ViewOptions
 
 
 @pytest.mark.parametrize(("units", "val_ratio", "test_ratio", "expected"), [
@@ -66,3 +71,33 @@ def test_train_options_take_their_defaults_and_help_from_train_config():
         assert params[name].default == (None if default is MISSING else default), name
         if name != "device":  # the option every command shares
             assert params[name].help == settings[name].metadata["help"], name
+
+
+@pytest.mark.parametrize("bad", [dict(clips=0), dict(crops=2), dict(window=0.0), dict(sampling="random"), dict(top_k=0)])
+def test_view_options_refuse_what_no_job_can_score(bad):
+    with pytest.raises(VidclsError, match=next(iter(bad))):
+        ViewOptions(**bad)
+
+
+def test_keyword_options_are_routed_once_into_view_options_and_the_rest():
+    views, rest = ViewOptions.take_from({"clips": 2, "top_k": 1, "batch_size": 8, "device": "cpu"})
+    assert views == ViewOptions(clips=2, top_k=1) and rest == {"batch_size": 8, "device": "cpu"}
+    with pytest.raises(VidclsError, match="not both"):
+        vidcls.predict("unused-model", [], options=ViewOptions(clips=2), clips=3)
+
+
+def test_scoring_jobs_take_one_options_object_not_loose_view_settings():
+    from vidcls.evaluation import evaluate, score_videos
+    from vidcls.prediction import VideoClassifier, iter_predict, predict
+    from vidcls.ray_engine import decode_views, predict_to_parquet, prediction_row, score_paths, score_records
+    from vidcls.serve.predictor import Predictor
+
+    jobs = [
+        evaluate, score_videos, iter_predict, predict, decode_views, predict_to_parquet, prediction_row, score_paths,
+        score_records, Predictor.predict, VideoClassifier.preprocess, VideoClassifier.postprocess,
+        VideoClassifier.timeline, VideoClassifier.score_windows, VideoClassifier.predict,
+        VideoClassifier.predict_views, VideoClassifier.predict_files,
+    ]
+    loose = {field.name for field in dataclasses.fields(ViewOptions)}
+    for job in jobs:
+        assert not loose & set(inspect.signature(job).parameters), job.__qualname__

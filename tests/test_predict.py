@@ -13,6 +13,7 @@ from conftest import CLASSES
 from vidcls.cli._app import app
 from vidcls.models import load_model
 from vidcls.prediction import VideoClassifier, predict
+from vidcls.view_options import ViewOptions
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def test_predict_reads_folders_recursively_and_reports_bad_files(classifier, bro
     root, bad = broken_dataset
     (tmp_path / "empty").mkdir()
     results = predict(classifier.loaded, [root / "test" / "MoveUp", bad[0], tmp_path / "missing.mp4", tmp_path / "empty"],
-                      top_k=2, window=0.5)
+                      ViewOptions(top_k=2, window=0.5))
     good, failed = [r for r in results if "error" not in r], [r for r in results if "error" in r]
     assert len(good) == 2 and len(failed) == 3
     assert {r["path"] for r in failed} == {str(bad[0]), str(tmp_path / "missing.mp4"), str(tmp_path / "empty")}
@@ -40,11 +41,12 @@ def test_batches_give_what_one_file_at_a_time_gives_and_name_a_broken_file(class
     root, bad = broken_dataset
     videos = sorted((root / "test").rglob("*.avi"))
     paths = [*videos[:3], bad[0], *videos[3:]]  # a truncated file in the middle of a batch
-    batched = list(classifier.predict_files(paths, top_k=3, clips=2, window=0.8, batch_size=4, decode_threads=2))
+    options = ViewOptions(top_k=3, clips=2, window=0.8)
+    batched = list(classifier.predict_files(paths, options, batch_size=4, decode_threads=2))
     assert [r["path"] for r in batched] == [str(p) for p in paths]  # input order, whatever finished first
     assert "error" in batched[3] and sum("error" in r for r in batched) == 1
     for path, result in zip(videos, batched[:3] + batched[4:]):
-        alone = classifier.predict(path, top_k=3, clips=2, window=0.8)
+        alone = classifier.predict(path, options)
         assert [t["label"] for t in result["top_k"]] == [t["label"] for t in alone.top_k]
         assert [t["score"] for t in result["top_k"]] == pytest.approx([t["score"] for t in alone.top_k], abs=1e-5)
         assert [w["start"] for w in result["windows"]] == [w["start"] for w in alone.windows]
@@ -54,12 +56,12 @@ def test_batches_give_what_one_file_at_a_time_gives_and_name_a_broken_file(class
 
 def test_more_clips_than_fit_in_a_short_video(classifier, broken_dataset):
     video = next((broken_dataset[0] / "test" / "MoveLeft").glob("*.avi"))  # 40 frames, 8 per clip
-    views = classifier.preprocess(video, clips=8)
+    views = classifier.preprocess(video, ViewOptions(clips=8))
     assert views.views.shape[0] == 8 and all(0 <= c.min() and c.max() < 40 for c in views.clip_indices)
     # 8 segments of 5 frames hold only 5 places: the 8 clips repeat some and together read every frame
     assert set(np.concatenate(views.clip_indices).tolist()) == set(range(40))
     per_clip = classifier.score(views.views.unsqueeze(1))  # each clip scored alone
-    prediction = classifier.predict(video, top_k=3, clips=8)
+    prediction = classifier.predict(video, ViewOptions(clips=8, top_k=3))
     for entry in prediction.top_k:  # the video's score is the mean of its clips'
         expected = per_clip[:, classifier.labels.index(entry["label"])].mean()
         assert entry["score"] == pytest.approx(float(expected), abs=1e-5)
@@ -73,17 +75,17 @@ def test_one_clip_is_what_transformers_pipeline_gives_at_its_defaults(classifier
     for label in CLASSES:
         video = str(next((broken_dataset[0] / "test" / label).glob("*.avi")))
         expected = {r["label"]: r["score"] for r in reference(video, top_k=3)}
-        ours = {r["label"]: r["score"] for r in classifier.predict(video, top_k=3, clips=1).top_k}
+        ours = {r["label"]: r["score"] for r in classifier.predict(video, ViewOptions(clips=1, top_k=3)).top_k}
         for name, score in expected.items():
             assert ours[name] == pytest.approx(score, abs=1e-3)
 
 
 def test_three_crops_and_dense_sampling_are_options(classifier, broken_dataset):
     video = next((broken_dataset[0] / "test" / "MoveLeft").glob("*.avi"))
-    views = classifier.preprocess(video, clips=2, crops=3, sampling="dense")
+    views = classifier.preprocess(video, ViewOptions(clips=2, crops=3, sampling="dense"))
     assert views.views.shape[:2] == (6, classifier.spec.num_frames)
     assert all(np.all(np.diff(clip) == classifier.spec.sample_rate) for clip in views.clip_indices)
-    prediction = classifier.predict(video, clips=2, crops=3)
+    prediction = classifier.predict(video, ViewOptions(clips=2, crops=3))
     assert sum(t["score"] for t in prediction.top_k) == pytest.approx(1, abs=1e-5)
 
 

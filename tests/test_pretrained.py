@@ -27,6 +27,7 @@ from videos import moving_square, write_video
 from vidcls import pretrained
 from vidcls.cli import app
 from vidcls.pretrained import ArraysOnlyUnpickler, I3D_SOURCE, WeightsError, convert_i3d, obtain_archive, read_checkpoint
+from vidcls.view_options import ViewOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SETUP_DOWNLOAD = REPO / ".venv" / "vidcls-cache" / "downloads" / I3D_SOURCE.archive_name
@@ -150,7 +151,7 @@ def _cricket_gif() -> Path:
 def test_deepmind_cricket_clip_is_playing_cricket(i3d_dir):
     from vidcls.prediction import VideoClassifier
 
-    top = VideoClassifier(str(i3d_dir)).predict(_cricket_gif(), clips=1, top_k=5).top_k
+    top = VideoClassifier(str(i3d_dir)).predict(_cricket_gif(), ViewOptions(clips=1, top_k=5)).top_k
     assert top[0]["label"] == DEEPMIND_TOP1
     assert top[0]["score"] >= 0.99
 
@@ -179,7 +180,7 @@ def test_trained_from_i3d_is_read_by_eval_predict_serve_and_pipeline(how, i3d_ca
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert sorted(config["label2id"]) == ["MoveLeft", "MoveRight", "MoveUp"] and config["num_frames"] == 8
-    assert evaluate(str(out), motion_dataset, clips=1).num_videos == 6
+    assert evaluate(str(out), motion_dataset, ViewOptions(clips=1)).num_videos == 6
     video = next((motion_dataset / "test" / "MoveUp").glob("*.avi"))
     classify = pipeline("video-classification", model=str(out), trust_remote_code=True)
     predicted = CliRunner().invoke(app, ["predict", str(out), str(video), "--clips", "1", "--json"])

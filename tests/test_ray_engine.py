@@ -20,6 +20,7 @@ from vidcls.cli._app import app
 from vidcls.errors import DatasetError, OutputExistsError, VidclsError, VideoReadError
 from vidcls.ray_engine import local_file, predict_to_parquet, read_manifest, score_paths
 from vidcls.clip_spec import ClipSpec
+from vidcls.view_options import ViewOptions
 
 ray = pytest.importorskip("ray")
 pd = pytest.importorskip("pandas")
@@ -67,7 +68,7 @@ def test_object_storage_files_are_decoded_from_a_local_copy(tmp_path):
 @pytest.mark.slow
 def test_workers_that_would_leave_no_cpu_to_decode_are_refused(ray_address):
     with pytest.raises(VidclsError, match="2 workers leave none of the cluster's 2 CPUs"):
-        next(score_paths("unused", ClipSpec(), ["a.avi"], clips=1, crops=1, window=None, workers=2, device="cpu"))
+        next(score_paths("unused", ClipSpec(), ["a.avi"], ViewOptions(clips=1), workers=2, device="cpu"))
 
 
 def _videos_with_broken_files(broken_dataset, folder: Path) -> tuple[list[Path], list[Path]]:
@@ -124,10 +125,10 @@ def test_batch_prediction_survives_a_kill_and_matches_vidcls_predict(trained_mod
         for ours, theirs in zip(timeline, video["windows"]):
             assert [t["score"] for t in ours["top_k"]] == pytest.approx([t["score"] for t in theirs["top_k"]], abs=1e-5)
 
-    again = predict_to_parquet(str(trained_model), f"{tmp_path / 'videos'}/**/*", str(output), top_k=3, window=0.5)
+    again = predict_to_parquet(str(trained_model), f"{tmp_path / 'videos'}/**/*", str(output), ViewOptions(top_k=3, window=0.5))
     assert (again.skipped, again.written) == (len(files), 0) and len(_rows(output)) == len(files)
     with pytest.raises(OutputExistsError, match="top_k: 3 then, 5 now"):
-        predict_to_parquet(str(trained_model), f"{tmp_path / 'videos'}/**/*", str(output), window=0.5)
+        predict_to_parquet(str(trained_model), f"{tmp_path / 'videos'}/**/*", str(output), ViewOptions(window=0.5))
 
 
 def _assert_same(local, remote, where: str = "result") -> None:

@@ -9,11 +9,12 @@ from PIL import Image
 
 from vidcls.evaluation import EvaluationResult, evaluate
 from vidcls.report import write_report
+from vidcls.view_options import ViewOptions
 
 
 @pytest.fixture(scope="module")
 def result(trained_model, broken_dataset) -> EvaluationResult:
-    return evaluate(str(trained_model), broken_dataset[0], split="val", clips=1, workers=0)  # holds notes.txt
+    return evaluate(str(trained_model), broken_dataset[0], ViewOptions(clips=1), split="val", workers=0)  # holds notes.txt
 
 
 def _synthetic(labels: list[str], videos_per_class: int = 2) -> EvaluationResult:

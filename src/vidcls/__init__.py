@@ -13,6 +13,7 @@ from vidcls.errors import DatasetError, ModelError, OutputExistsError, VidclsErr
 
 if TYPE_CHECKING:
     from vidcls.evaluation import EvaluationResult
+    from vidcls.view_options import ViewOptions
     from vidcls.layout import DatasetIndex
     from vidcls.synthetic import SyntheticDatasetSummary
     from vidcls.training import TrainResult
@@ -53,12 +54,14 @@ def evaluate(
 ) -> EvaluationResult:
     """Multi-view evaluation, all that `vidcls eval` does: with ``report`` also the Markdown report
     there; a test-split score of a model folder goes into its model card unless ``update_card`` is
-    False. What was written is in ``result.outputs``."""
+    False. What was written is in ``result.outputs``. Options: `ViewOptions`' fields (clips,
+    crops, sampling) or ``options=ViewOptions(...)``, and `evaluation.evaluate`'s own."""
     from vidcls.evaluation import evaluate as run_evaluation
     from vidcls.model_card import update_test_scores
     from vidcls.report import write_report
 
-    result = run_evaluation(model, data, **options)
+    views, rest = _view_options(options)
+    result = run_evaluation(model, data, views, **rest)
     if report is not None:
         result.outputs["report"] = str(write_report(result, report)["markdown"])
     card = update_test_scores(model, result) if update_card and Path(model).is_dir() else None
@@ -68,12 +71,27 @@ def evaluate(
 
 
 def predict(model: str | Path, paths: Iterable[str | Path] | str | Path, **options) -> list[dict]:
-    """Top-k labels for files and folders (`vidcls predict`); one dict per video, errors included."""
+    """Top-k labels for files and folders (`vidcls predict`); one dict per video, errors included.
+    Options: `ViewOptions`' fields (top_k, clips, crops, window, sampling) or
+    ``options=ViewOptions(...)``, and batch_size, device."""
     from vidcls.prediction import predict as run_prediction
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    return run_prediction(model, paths, **options)
+    views, rest = _view_options(options)
+    return run_prediction(model, paths, views, **rest)
+
+
+def _view_options(options: dict) -> tuple[ViewOptions, dict]:
+    """Keyword arguments routed once: the `ViewOptions` (given whole as ``options=``, or field by
+    field) and the rest, for the job itself."""
+    from vidcls.view_options import ViewOptions
+
+    given = options.pop("options", None)
+    views, rest = ViewOptions.take_from(options)
+    if given is not None and len(rest) < len(options):
+        raise VidclsError("pass the view options either as options=ViewOptions(...) or one by one, not both")
+    return given or views, rest
 
 
 def preview(video: str | Path, out_gif: str | Path, **options) -> dict:

@@ -52,6 +52,7 @@ from vidcls.datasets import default_workers
 from vidcls.schedule import Schedule
 from vidcls.training import TrainConfig, build_loaders, train_one_epoch
 from vidcls.clip_spec import ClipSpec
+from vidcls.view_options import ViewOptions
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ GUIDE_BATCH_SIZE = 8
 
 TARGET_LOADER_CLIPS_PER_S = 100.0
 TARGET_PREDICT_SPEEDUP = 3.0  # predict_ms_per_video at most a third of the pipeline's
+# Each way of predicting scores the one clip the pipeline scores and returns the best label.
+ONE_LABEL_ONE_CLIP = ViewOptions(clips=1, top_k=1)
 PREDICT_ROUNDS = 3  # passes over the files per way of predicting (see `measure_prediction`)
 # The ways `measure_prediction` classifies the files: `vidcls predict` on the model (torch) and on
 # its ONNX export (onnxruntime), `VideoClassifier.predict` one file per call, and the pipeline.
@@ -277,12 +280,12 @@ def _predictors(model_dir: str, device: str | None, batch_size: int) -> tuple[di
     load_s["predict_one_by_one"] = load_s["predict"]
 
     def batched(classifier: VideoClassifier):
-        return lambda paths: [r["top_k"][0]["label"] for r in classifier.predict_files(paths, top_k=1, clips=1, batch_size=batch_size)]
+        return lambda paths: [r["top_k"][0]["label"] for r in classifier.predict_files(paths, ONE_LABEL_ONE_CLIP, batch_size=batch_size)]
 
     predictors = {
         "predict": batched(loaded["predict"]),
         "predict_onnx": batched(loaded["predict_onnx"]) if "predict_onnx" in loaded else None,
-        "predict_one_by_one": lambda paths: [loaded["predict"].predict(p, top_k=1, clips=1).top_k[0]["label"] for p in paths],
+        "predict_one_by_one": lambda paths: [loaded["predict"].predict(p, ONE_LABEL_ONE_CLIP).top_k[0]["label"] for p in paths],
         "pipeline": lambda paths: [loaded["pipeline"](str(p), top_k=1)[0]["label"] for p in paths],
     }
     return {name: predictor for name, predictor in predictors.items() if predictor}, load_s

@@ -4,9 +4,9 @@ Each video is scored as VideoMAE and mmaction2 test it: ``clips`` test clips (sa
 model was trained, `vidcls.sampling`) x 1 or 3 crops, softmax averaged over those views (`EvalClipDataset` +
 `video_probabilities`, the same code as training's validation and `predict`).
 
-Default views: `DEFAULT_CLIPS` (4) clips x 1 centre crop, the `predict` default, so the accuracy
+Default views (`ViewOptions()`): `DEFAULT_CLIPS` clips x 1 centre crop, the `predict` default, so the accuracy
 reported here is the one predictions get. VideoMAE reports 5 clips x 3 crops (Kinetics, UCF101)
-and 2 x 3 (Something-Something v2); pass ``clips=5, crops=3`` to follow that protocol, at 15
+and 2 x 3 (Something-Something v2); pass ``ViewOptions(clips=5, crops=3)`` to follow that protocol, at 15
 forward passes per video instead of 4.
 
 Classes are matched by name, so a model trained on more classes than the dataset holds can be
@@ -35,8 +35,8 @@ from vidcls.inference import pick_device, score_loader
 from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
 from vidcls.models import LoadedModel, load_model, spec_as_dict
 from vidcls.prediction import top_k_labels
-from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.clip_spec import ClipSpec
+from vidcls.view_options import ViewOptions
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +75,9 @@ class EvaluationResult:
 def evaluate(
     model: str | Path | LoadedModel,
     data: str | Path,
+    options: ViewOptions = ViewOptions(),
     *,
     split: str = "test",
-    clips: int = DEFAULT_CLIPS,
-    crops: int = 1,
-    sampling: Sampling | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
     workers: int | None = None,
     device: str | None = None,
@@ -90,16 +88,18 @@ def evaluate(
 ) -> EvaluationResult:
     """Score every video of one split of ``data`` with ``model`` (see the module docstring).
 
+    Each video is scored on ``options``' views (clips x crops; its sampling overrides the one the
+    model was trained with); a timeline window has no place in an evaluation and is refused.
     ``device`` applies when the model is loaded here; a `LoadedModel` stays where it is.
-    ``sampling`` overrides the one the model was trained with. ``engine="ray"`` scores the videos
+    ``engine="ray"`` scores the videos
     on Ray (`ray_engine`: ``workers`` model copies, at ``ray_address`` or RAY_ADDRESS) with the
     same views and metrics. ``leakage_check`` compares the split's videos with the other splits'
     (`vidcls.audit.leakage_warning`) and says in the result when some have a copy there.
     """
-    if clips < 1:
-        raise VidclsError(f"clips must be at least 1, got {clips}")
+    if options.window is not None:
+        raise VidclsError("evaluation scores whole videos: a window (timeline) is for predict and serve")
     loaded = model if isinstance(model, LoadedModel) else load_model(str(model), pick_device(device))
-    spec = loaded.spec.sampled_as(sampling)
+    spec = loaded.spec.sampled_as(options.sampling)
     index = discover_dataset(data, model_dir=loaded.name, decode_all=True)
     records = index.split(split)
     check_labels(index.labels, loaded)
@@ -108,17 +108,18 @@ def evaluate(
         from vidcls.ray_engine import score_records
 
         probabilities, scored, decode_failures = score_records(
-            loaded.name, spec, records, clips=clips, crops=crops, workers=workers, batch_size=batch_size, device=device,
-            address=ray_address,
+            loaded.name, spec, records, options, workers=workers, batch_size=batch_size, device=device, address=ray_address,
         )
     else:
-        probabilities, scored, decode_failures = score_videos(loaded.model, spec, records, clips, crops, batch_size, workers, progress)
+        probabilities, scored, decode_failures = score_videos(
+            loaded.model, spec, records, options, batch_size=batch_size, workers=workers, progress=progress,
+        )
     elapsed = time.perf_counter() - started
     if not scored:
         raise DatasetError(f"{index.root}: none of the {len(records)} videos of split '{split}' could be decoded")
     scored_records = [records[i] for i in scored]
     return EvaluationResult(
-        model=loaded.name, data=str(index.root), split=split, num_videos=len(scored), clips=clips, crops=crops,
+        model=loaded.name, data=str(index.root), split=split, num_videos=len(scored), clips=options.clips, crops=options.crops,
         failed=discovery_failures(index, records) + decode_failures,
         damaged=[{"path": str(r.path), "reason": r.info.damage} for r in records if r.info.damage],
         split_source=index.split_source,
@@ -142,14 +143,15 @@ def check_labels(dataset_labels: list[str], loaded: LoadedModel) -> None:
 
 
 def score_videos(
-    model: torch.nn.Module, spec: ClipSpec, records: list[VideoRecord], clips: int, crops: int, batch_size: int,
+    model: torch.nn.Module, spec: ClipSpec, records: list[VideoRecord], options: ViewOptions, *, batch_size: int,
     workers: int | None, progress: bool,
 ) -> tuple[torch.Tensor, list[int], list[dict]]:
-    """Probabilities (scored videos, model classes), the positions in ``records`` they belong to, and the failures."""
+    """Probabilities (scored videos, model classes) on ``options``' clips x crops, the positions in
+    ``records`` they belong to, and the failures."""
     workers = default_workers() if workers is None else workers
     device = next(model.parameters()).device
     loader = DataLoader(
-        EvalClipDataset(records, spec, num_clips=clips, num_crops=crops),
+        EvalClipDataset(records, spec, num_clips=options.clips, num_crops=options.crops),
         batch_size=batch_size, num_workers=workers, collate_fn=collate_eval, pin_memory=device.type == "cuda",
     )
     scores, positions, failed = score_loader(model, loader, spec, progress)

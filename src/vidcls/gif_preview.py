@@ -21,7 +21,7 @@ from vidcls.errors import ModelError
 from vidcls.inference import video_probabilities
 from vidcls.models import LoadedModel, spec_as_dict
 from vidcls.preprocess import video_views
-from vidcls.prediction import VideoClassifier
+from vidcls.prediction import VideoClassifier, top_k_labels
 from vidcls.sampling import Sampling
 from vidcls.clip_spec import ClipSpec
 from vidcls.transforms import denormalize_to_uint8, normalize_batch
@@ -57,7 +57,7 @@ def write_preview(
     top = None
     if classifier:
         probabilities = video_probabilities(classifier.loaded.model, views.unsqueeze(0), spec)[0]
-        top = classifier.postprocess(probabilities, 1)[0]
+        top = top_k_labels(probabilities, classifier.labels, 1)[0]
     frame_indices = np.concatenate(read.clip_indices).tolist()
     images = [
         _captioned(frame, display_size, f"frame {index}", top)

@@ -25,14 +25,14 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
-from vidcls.defaults import PREDICT_BATCH_SIZE, TOP_K
+from vidcls.defaults import PREDICT_BATCH_SIZE
 from vidcls.errors import VideoReadError
 from vidcls.inference import pick_device, video_probabilities
 from vidcls.models import LoadedModel, load_model
 from vidcls.preprocess import VideoViews, WindowBatch, video_views
-from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
 from vidcls.video_io import damage_found
+from vidcls.view_options import ViewOptions
 
 T = TypeVar("T")
 
@@ -63,68 +63,55 @@ class VideoClassifier:
         self.spec = self.loaded.spec
         self.labels = self.loaded.labels
 
-    def preprocess(
-        self, path: str | Path, clips: int = DEFAULT_CLIPS, crops: int = 1, sampling: Sampling | None = None,
-        window: float | None = None, info: VideoInfo | None = None,
-    ) -> VideoViews:
-        """The video's uint8 views, as the model was trained to see them (``sampling`` overrides);
-        ``info`` when the file was already probed."""
-        return video_views(path, self.spec.sampled_as(sampling), clips=clips, crops=crops, window=window, info=info)
+    def preprocess(self, path: str | Path, options: ViewOptions, info: VideoInfo | None = None) -> VideoViews:
+        """The video's uint8 views, as the model was trained to see them (``options.sampling``
+        overrides); ``info`` when the file was already probed."""
+        spec = self.spec.sampled_as(options.sampling)
+        return video_views(path, spec, clips=options.clips, crops=options.crops, window=options.window, info=info)
 
-    def postprocess(self, probabilities: torch.Tensor, top_k: int) -> list[dict]:
-        """Probabilities for one video -> [{"label", "score"}], best first."""
-        return top_k_labels(probabilities, self.labels, top_k)
+    def postprocess(self, probabilities: torch.Tensor, options: ViewOptions) -> list[dict]:
+        """Probabilities for one video -> its ``options.top_k`` [{"label", "score"}], best first."""
+        return top_k_labels(probabilities, self.labels, options.top_k)
 
-    def timeline(self, probabilities: torch.Tensor, spans: list[tuple[float, float]], top_k: int) -> list[dict]:
+    def timeline(self, probabilities: torch.Tensor, spans: list[tuple[float, float]], options: ViewOptions) -> list[dict]:
         """Per-window top-k from per-window probabilities (windows, classes)."""
         return [
-            {"start": round(start, 3), "end": round(end, 3), "top_k": self.postprocess(p, top_k)}
+            {"start": round(start, 3), "end": round(end, 3), "top_k": self.postprocess(p, options)}
             for (start, end), p in zip(spans, probabilities)
         ]
 
-    def score_windows(self, windows: Iterable[WindowBatch], top_k: int) -> list[dict]:
+    def score_windows(self, windows: Iterable[WindowBatch], options: ViewOptions) -> list[dict]:
         """The timeline of streamed window batches, each scored as it is decoded; only scores are kept."""
-        return [entry for spans, clips in windows for entry in self.timeline(self.score(clips), spans, top_k)]
+        return [entry for spans, clips in windows for entry in self.timeline(self.score(clips), spans, options)]
 
     def score(self, views: torch.Tensor) -> torch.Tensor:
         """Probabilities per video for uint8 views (videos, views, T, C, H, W)."""
         return video_probabilities(self.loaded.model, views, self.spec)
 
-    def predict(
-        self,
-        path: str | Path,
-        top_k: int = TOP_K,
-        clips: int = DEFAULT_CLIPS,
-        crops: int = 1,
-        window: float | None = None,
-        sampling: Sampling | None = None,
-    ) -> VideoPrediction:
+    def predict(self, path: str | Path, options: ViewOptions = ViewOptions()) -> VideoPrediction:
         """Classify one file; raises `VideoReadError` naming the file when it cannot be read."""
-        (prediction,) = self.predict_views([(path, self.preprocess(path, clips, crops, sampling, window))], top_k)
+        (prediction,) = self.predict_views([(path, self.preprocess(path, options))], options)
         return prediction
 
-    def predict_views(self, videos: list[tuple[str | Path, VideoViews]], top_k: int) -> list[VideoPrediction]:
-        """Forward and postprocess for preprocessed videos (same options): one forward for all their
-        views, one for all their windows."""
+    def predict_views(self, videos: list[tuple[str | Path, VideoViews]], options: ViewOptions) -> list[VideoPrediction]:
+        """Forward and postprocess for videos preprocessed with ``options``: one forward for all
+        their views, one for all their windows."""
         probabilities = self.score(torch.stack([views.views for _, views in videos]))
         predictions = [
-            VideoPrediction(str(path), self.postprocess(p, top_k), views.info.duration)
+            VideoPrediction(str(path), self.postprocess(p, options), views.info.duration)
             for (path, views), p in zip(videos, probabilities)
         ]
         for prediction, (_, views) in zip(predictions, videos):
             if views.windows is not None:
-                prediction.windows = self.score_windows(views.windows, top_k)
+                prediction.windows = self.score_windows(views.windows, options)
             prediction.warnings = file_warnings(views.info)  # after the windows: their reads may find damage
         return predictions
 
     def predict_files(
         self,
         paths: Iterable[str | Path],
-        top_k: int = TOP_K,
-        clips: int = DEFAULT_CLIPS,
-        crops: int = 1,
-        window: float | None = None,
-        sampling: Sampling | None = None,
+        options: ViewOptions = ViewOptions(),
+        *,
         batch_size: int | None = None,
         decode_threads: int | None = None,
     ) -> Iterator[dict]:
@@ -142,13 +129,13 @@ class VideoClassifier:
         def read(path: Path) -> VideoViews:
             if path.is_dir():  # `_video_paths` passes a folder on only when it holds no video
                 raise VideoReadError(path, f"folder holds no video files (read: {' '.join(VIDEO_EXTENSIONS)})")
-            return self.preprocess(path, clips, crops, sampling, window)
+            return self.preprocess(path, options)
 
         threads = decode_threads or os.cpu_count() or 1
         outcomes = _read_ahead(read, _video_paths(paths), threads, ahead=2 * batch_size)
         while chunk := list(itertools.islice(outcomes, batch_size)):
             readable = [(path, views) for path, views in chunk if not isinstance(views, VideoReadError)]
-            predictions = iter(self.predict_views(readable, top_k) if readable else [])
+            predictions = iter(self.predict_views(readable, options) if readable else [])
             for path, views in chunk:
                 failed = isinstance(views, VideoReadError)
                 yield {"path": str(path), "error": views.reason} if failed else asdict(next(predictions))
@@ -199,21 +186,27 @@ def _outcome(path: Path, future: Future) -> tuple[Path, object]:
 def iter_predict(
     model: str | Path | LoadedModel,
     paths: Iterable[str | Path],
+    options: ViewOptions = ViewOptions(),
     *,
     device: str | None = None,
-    **options,
+    batch_size: int | None = None,
 ) -> Iterator[dict]:
-    """`predict`, one result at a time, so a caller can show each as soon as its batch is scored.
-    Options as `VideoClassifier.predict_files`: top_k, clips, crops, window, sampling, batch_size."""
-    return VideoClassifier(model, device).predict_files(paths, **options)
+    """`predict`, one result at a time, so a caller can show each as soon as its batch is scored."""
+    return VideoClassifier(model, device).predict_files(paths, options, batch_size=batch_size)
 
 
-def predict(model: str | Path | LoadedModel, paths: Iterable[str | Path], **options) -> list[dict]:
+def predict(
+    model: str | Path | LoadedModel,
+    paths: Iterable[str | Path],
+    options: ViewOptions = ViewOptions(),
+    *,
+    device: str | None = None,
+    batch_size: int | None = None,
+) -> list[dict]:
     """Classify files and folders of videos (searched recursively); a file that fails gives {"path", "error"}.
 
-    Each result is a plain dict: path, top_k ([{"label", "score"}]), duration (s) and windows
-    (per-``window``-seconds top-k, empty without ``window``). One bad file never stops the rest.
-    Options as `VideoClassifier.predict_files` (top_k, clips, crops, window, sampling,
-    batch_size), and device.
+    Each result is a plain dict: path, top_k ([{"label", "score"}]), duration (s), windows
+    (per-``options.window``-seconds top-k, empty without a window) and warnings. One bad file
+    never stops the rest. ``batch_size`` videos per forward (default `PREDICT_BATCH_SIZE`).
     """
-    return list(iter_predict(model, paths, **options))
+    return list(iter_predict(model, paths, options, device=device, batch_size=batch_size))

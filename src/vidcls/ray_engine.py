@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -37,11 +37,11 @@ import torch
 
 from vidcls.errors import DatasetError, OutputExistsError, VideoReadError, VidclsError
 from vidcls.layout import VideoRecord
-from vidcls.defaults import RAY_PART_SIZE, RAY_SCORE_BATCH, TOP_K
+from vidcls.defaults import RAY_PART_SIZE, RAY_SCORE_BATCH
 from vidcls.prediction import VideoClassifier
 from vidcls.preprocess import video_views
-from vidcls.sampling import DEFAULT_CLIPS, Sampling
 from vidcls.clip_spec import ClipSpec
+from vidcls.view_options import ViewOptions
 
 INSTALL_HINT = "install the ray extra: pip install -e '.[ray]'"
 GLOB_CHARS = "*?["
@@ -151,7 +151,7 @@ def local_file(path: str) -> Iterator[str]:
         yield copy.name
 
 
-def decode_views(batch: dict, spec: ClipSpec, clips: int, crops: int, window: float | None) -> dict:
+def decode_views(batch: dict, spec: ClipSpec, options: ViewOptions) -> dict:
     """CPU task: each file's uint8 views and window views (`preprocess.video_views`, as `vidcls
     predict` makes them), or the reason it cannot be read (empty views)."""
     clip_shape = (spec.num_frames, 3, spec.crop_size, spec.crop_size)
@@ -159,7 +159,7 @@ def decode_views(batch: dict, spec: ClipSpec, clips: int, crops: int, window: fl
     for path in batch["path"]:
         try:
             with local_file(path) as local:  # windows are decoded as they are iterated: inside, while the copy exists
-                views = video_views(local, spec, clips=clips, crops=crops, window=window)
+                views = video_views(local, spec, clips=options.clips, crops=options.crops, window=options.window)
                 batches = list(views.windows or [])
             error, duration, whole = "", views.info.duration, views.views.numpy()
             empty = np.zeros((0, 1, *clip_shape), np.uint8)
@@ -197,11 +197,12 @@ class ViewScorer:
 
 
 def score_paths(
-    model: str, spec: ClipSpec, paths: list[str], *, clips: int, crops: int, window: float | None,
+    model: str, spec: ClipSpec, paths: list[str], options: ViewOptions, *,
     workers: int | None, device: str | None, batch_size: int = RAY_SCORE_BATCH,
 ) -> Iterator[dict]:
     """Per file, as each finishes (no fixed order): path, error ("" when read), duration,
-    probabilities (classes,) and window_probabilities (windows, classes) with their spans.
+    probabilities (classes,) on ``options``' views and window_probabilities (windows, classes)
+    with their spans.
     ``workers`` model copies (default: one per GPU of the cluster, else 1); call `connect` first."""
     ray = import_ray()
     resources = ray.cluster_resources()
@@ -212,7 +213,7 @@ def score_paths(
                           "use fewer --workers")
     dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(len(paths), MAX_BLOCKS))
     dataset = dataset.map_batches(
-        decode_views, fn_kwargs=dict(spec=spec, clips=clips, crops=crops, window=window), batch_size=DECODE_BATCH,
+        decode_views, fn_kwargs=dict(spec=spec, options=options), batch_size=DECODE_BATCH,
         num_cpus=1,
     )
     dataset = dataset.map_batches(
@@ -228,19 +229,19 @@ def score_paths(
 # ---- batch prediction: rows, Parquet parts, resume ----
 
 
-def prediction_row(classifier: VideoClassifier, scored: dict, top_k: int, window: float | None) -> dict:
+def prediction_row(classifier: VideoClassifier, scored: dict, options: ViewOptions) -> dict:
     """A `score_paths` result as a Parquet row: the labels and scores `vidcls predict` gives."""
     if scored["error"]:
         return {"path": str(scored["path"]), "error": str(scored["error"])}
-    top = classifier.postprocess(torch.tensor(scored["probabilities"]), top_k)
+    top = classifier.postprocess(torch.tensor(scored["probabilities"]), options)
     row = {
         "path": str(scored["path"]), "error": None, "duration": float(scored["duration"]),
         "label": top[0]["label"], "score": top[0]["score"],
         "top_k_labels": [t["label"] for t in top], "top_k_scores": [t["score"] for t in top],
     }
-    if window:
+    if options.window:
         spans = [tuple(span) for span in scored["spans"].tolist()]
-        row["timeline"] = json.dumps(classifier.timeline(torch.tensor(scored["window_probabilities"]), spans, top_k))
+        row["timeline"] = json.dumps(classifier.timeline(torch.tensor(scored["window_probabilities"]), spans, options))
     return row
 
 
@@ -327,18 +328,17 @@ class BatchPredictionSummary:
 
 
 def predict_to_parquet(
-    model: str, manifest: str, output: str, *, top_k: int = TOP_K, clips: int = DEFAULT_CLIPS,
-    crops: int = 1, window: float | None = None, sampling: Sampling | None = None, workers: int | None = None,
+    model: str, manifest: str, output: str, options: ViewOptions = ViewOptions(), *, workers: int | None = None,
     part_size: int = RAY_PART_SIZE, batch_size: int | None = None, device: str | None = None,
     address: str | None = None,
 ) -> BatchPredictionSummary:
     """Predict every file of ``manifest`` on Ray into the Parquet directory ``output`` (see the
     module docstring); files already there are skipped. Columns: path, error (null, or why the file
     could not be read), duration, label, score, top_k_labels, top_k_scores, timeline (JSON, with
-    ``window``)."""
+    ``options.window``)."""
     import_ray()  # before any work, when the extra is missing
     paths = read_manifest(manifest)
-    settings = dict(model=model, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling)
+    settings = dict(model=model, **asdict(options))
     store = PartStore(output, settings)
     done = store.written_paths()
     todo = [p for p in paths if p not in done]
@@ -347,11 +347,11 @@ def predict_to_parquet(
         connect(address)
         classifier = VideoClassifier(model, "cpu")  # the driver's copy: labels and clip settings
         scored = score_paths(
-            model, classifier.spec.sampled_as(sampling), todo, clips=clips, crops=crops, window=window, workers=workers, device=device,
+            model, classifier.spec.sampled_as(options.sampling), todo, options, workers=workers, device=device,
             batch_size=batch_size or RAY_SCORE_BATCH,
         )
         for result in scored:
-            rows.append(prediction_row(classifier, result, top_k, window))
+            rows.append(prediction_row(classifier, result, options))
             failed += bool(rows[-1]["error"])
             if len(rows) >= part_size:
                 store.write(rows)
@@ -366,7 +366,7 @@ def predict_to_parquet(
 
 
 def score_records(
-    model: str, spec: ClipSpec, records: list[VideoRecord], *, clips: int, crops: int, workers: int | None = None,
+    model: str, spec: ClipSpec, records: list[VideoRecord], options: ViewOptions, *, workers: int | None = None,
     batch_size: int = RAY_SCORE_BATCH, device: str | None = None, address: str | None = None,
 ) -> tuple[torch.Tensor, list[int], list[dict]]:
     """What `evaluation.score_videos` returns, computed on Ray: probabilities of the readable videos
@@ -375,7 +375,7 @@ def score_records(
     position = {str(record.path): i for i, record in enumerate(records)}
     scored, failed = {}, {}
     rows = score_paths(
-        model, spec, list(position), clips=clips, crops=crops, window=None, workers=workers, device=device, batch_size=batch_size
+        model, spec, list(position), options, workers=workers, device=device, batch_size=batch_size
     )
     for row in rows:
         at = position[row["path"]]

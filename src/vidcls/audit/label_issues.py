@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.errors import DatasetError
 from vidcls.layout import VideoRecord
+from vidcls.view_options import ViewOptions
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ RECIPES = ("signature", "motion")
 FOLD_STEPS = 600
 FOLD_BATCH_SIZE = 8
 FOLD_PRESET = "motion"
-SCORING_CLIPS = 2  # test clips per video when a fold model scores its held-out videos
+SCORING_VIEWS = ViewOptions(clips=2)  # how a fold model scores its held-out videos
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ def out_of_fold_probabilities(
                 seed=seed, flip=False, device=device, workers=workers, progress=False,
             ))
             loaded = load_model(str(output), pick_device(device))
-            scores, scored, _ = score_videos(loaded.model, loaded.spec, held_out, SCORING_CLIPS, 1, 8, workers, False)
+            scores, scored, _ = score_videos(
+                loaded.model, loaded.spec, held_out, SCORING_VIEWS, batch_size=EVAL_BATCH_SIZE, workers=workers, progress=False,
+            )
             rows = np.flatnonzero(fold == k)[scored]
             probabilities[rows] = scores.numpy()[:, [loaded.labels.index(label) for label in labels]]
     return probabilities
@@ -134,7 +138,9 @@ def model_probabilities(
 
     loaded = load_model(model, pick_device(device))
     check_labels(labels, loaded)
-    scores, scored, _ = score_videos(loaded.model, loaded.spec, records, SCORING_CLIPS, 1, 8, workers, False)
+    scores, scored, _ = score_videos(
+        loaded.model, loaded.spec, records, SCORING_VIEWS, batch_size=EVAL_BATCH_SIZE, workers=workers, progress=False,
+    )
     probabilities = np.zeros((len(records), len(labels)), np.float32)
     columns = [loaded.labels.index(label) for label in labels]
     probabilities[scored] = scores.numpy()[:, columns]

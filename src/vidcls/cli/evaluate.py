@@ -14,6 +14,7 @@ from vidcls.cli._app import (
 )
 from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.sampling import DEFAULT_CLIPS
+from vidcls.view_options import ViewOptions
 
 if TYPE_CHECKING:
     from vidcls.evaluation import EvaluationResult
@@ -70,7 +71,8 @@ def evaluate_command(
     import vidcls
 
     result = vidcls.evaluate(
-        model, data, report=report, split=split, clips=clips, crops=crops, sampling=sampling, batch_size=batch_size,
+        model, data, report=report, options=ViewOptions(clips=clips, crops=crops, sampling=sampling), split=split,
+        batch_size=batch_size,
         workers=workers, device=device, progress=True, engine=engine, ray_address=ray_address,
         leakage_check=leakage_check == "on",
     )

@@ -12,6 +12,7 @@ from rich.table import Table
 from vidcls.cli._app import DeviceOption, EngineOption, RayAddressOption, SamplingOption, app, console, console_err
 from vidcls.defaults import PREDICT_BATCH_SIZE, RAY_PART_SIZE, RAY_SCORE_BATCH, TOP_K
 from vidcls.sampling import DEFAULT_CLIPS
+from vidcls.view_options import ViewOptions
 
 
 def _results_table(results: list[dict]) -> Table:
@@ -73,19 +74,17 @@ def predict(
 ) -> None:
     """Classify videos; files that cannot be read are named on stderr and make the exit status 1.
     With --engine ray, a manifest's files go to Parquet rows, unreadable ones with the reason."""
+    options = ViewOptions(clips=clips, crops=crops, window=window, sampling=sampling, top_k=top_k)
     if engine == "ray":
         return _predict_on_ray(
-            model, paths, manifest, output, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling,
+            model, paths, manifest, output, options,
             workers=workers, part_size=part_size, batch_size=batch_size, device=device, address=ray_address,
         )
     if not paths or manifest or output:
         raise typer.BadParameter("give video files or folders; --manifest and --output go with --engine ray")
     from vidcls.prediction import iter_predict  # torch loads only when a command needs it
 
-    results = iter_predict(
-        model, paths, top_k=top_k, clips=clips, crops=crops, window=window, sampling=sampling, batch_size=batch_size,
-        device=device,
-    )
+    results = iter_predict(model, paths, options, batch_size=batch_size, device=device)
     predicted, failed = [], 0
     for result in results:
         if "error" in result:
@@ -112,12 +111,14 @@ def _warn(result: dict) -> None:
         console_err.print(f"[yellow]warning[/] {result['path']}: {warning}", highlight=False, soft_wrap=True)
 
 
-def _predict_on_ray(model: str, paths: list[Path] | None, manifest: str | None, output: str | None, **options) -> None:
+def _predict_on_ray(
+    model: str, paths: list[Path] | None, manifest: str | None, output: str | None, options: ViewOptions, **engine,
+) -> None:
     if paths or not manifest or not output:
         raise typer.BadParameter("--engine ray reads --manifest (a glob or a text file of paths) and writes --output, not PATHS")
     from vidcls.ray_engine import predict_to_parquet
 
-    summary = predict_to_parquet(model, manifest, output, **options)
+    summary = predict_to_parquet(model, manifest, output, options, **engine)
     console.print(
         f"{summary.total} files: {summary.skipped} already in {output}, {summary.written} written "
         f"({summary.failed} unreadable, reason in the error column) in {summary.seconds:.1f} s "

@@ -29,6 +29,7 @@ from vidcls.prediction import VideoClassifier, file_warnings
 from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.schemas import PredictOptions, PredictResponse
 from vidcls.video_io import probe_video
+from vidcls.view_options import ViewOptions
 
 MAX_WINDOWS = 512  # one decoded clip per window: bounds the work a single request can ask for
 THUMBNAIL_SIDE = 112
@@ -78,15 +79,14 @@ class Predictor:
     async def predict(self, path: Path, options: PredictOptions) -> PredictResponse:
         """Top-k labels for the video at ``path``, with a timeline and frames when asked for."""
         started = time.perf_counter()
+        view_options = options.view_options()
         info = await self._in_worker(probe_video, path)
-        if options.window:
-            check_window_count(info.duration, options.window)
-        views = await self._in_worker(
-            self.classifier.preprocess, path, options.clips, options.crops, options.sampling, options.window, info=info,
-        )
+        if view_options.window:
+            check_window_count(info.duration, view_options.window)
+        views = await self._in_worker(self.classifier.preprocess, path, view_options, info=info)
         probabilities = await self.batcher.probabilities(views.views.unsqueeze(0))
-        top_k = self.classifier.postprocess(probabilities, options.top_k)
-        windows = await self._timeline(views.windows, options.top_k) if views.windows is not None else []
+        top_k = self.classifier.postprocess(probabilities, view_options)
+        windows = await self._timeline(views.windows, view_options) if views.windows is not None else []
         frames = await self._in_worker(frame_strip, views.views[len(views.views) // 2]) if options.frames else []
         return PredictResponse(
             model=self.model_name, top_k=top_k, duration=info.duration, windows=windows, frames=frames,
@@ -94,14 +94,14 @@ class Predictor:
             time_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    async def _timeline(self, windows: Iterator[WindowBatch], top_k: int) -> list[dict]:
+    async def _timeline(self, windows: Iterator[WindowBatch], options: ViewOptions) -> list[dict]:
         """Per-window top-k, each window a job of the forward batcher, decoded a batch at a time in a
         worker as the timeline is scored: only the scores are kept."""
         timeline = []
         while (batch := await self._in_worker(next, windows, None)) is not None:
             spans, clips = batch
             rows = await asyncio.gather(*(self.batcher.probabilities(clip.unsqueeze(0)) for clip in clips))
-            timeline += self.classifier.timeline(torch.stack(rows), spans, top_k)
+            timeline += self.classifier.timeline(torch.stack(rows), spans, options)
         return timeline
 
     async def _in_worker(self, function: Callable[..., T], *args, **kwargs) -> T:

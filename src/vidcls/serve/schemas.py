@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
+from vidcls.defaults import TOP_K
 from vidcls.sampling import DEFAULT_CLIPS, Sampling
+from vidcls.view_options import CROPS, ViewOptions
 
 MAX_CLIPS = 32  # more clips cost linearly and stop changing the answer long before this
 
@@ -12,7 +14,7 @@ MAX_CLIPS = 32  # more clips cost linearly and stop changing the answer long bef
 class PredictOptions(BaseModel):
     """How to classify an upload; sent as query parameters or as form fields next to the file."""
 
-    top_k: int = Field(5, ge=1, le=1000, description="How many labels to return, best first.")
+    top_k: int = Field(TOP_K, ge=1, le=1000, description="How many labels to return, best first.")
     clips: int = Field(DEFAULT_CLIPS, ge=1, le=MAX_CLIPS, description="Clips spread over the video, averaged.")
     window: float | None = Field(
         None, gt=0, description="Also classify every WINDOW seconds and return the timeline."
@@ -27,9 +29,13 @@ class PredictOptions(BaseModel):
     @field_validator("crops")
     @classmethod
     def _one_or_three(cls, crops: int) -> int:
-        if crops not in (1, 3):
+        if crops not in CROPS:
             raise ValueError("crops must be 1 (centre) or 3 (along the long side)")
         return crops
+
+    def view_options(self) -> ViewOptions:
+        """The request's options as every scoring job takes them."""
+        return ViewOptions(self.clips, self.crops, self.window, self.sampling, self.top_k)
 
 
 class LabelScore(BaseModel):
