@@ -17,10 +17,10 @@ import json
 import time
 from pathlib import Path
 
-from vidcls.audit import run_audit
+from vidcls.audit.core import run_audit
 from vidcls.audit.core import thumbnail_signatures
 from vidcls.audit.duplicates import find_duplicates
-from vidcls.layout import discover_dataset
+from vidcls.data.discovery import discover_dataset
 
 
 def score_copies(root: Path, result, cache: Path | None) -> None:

@@ -19,10 +19,10 @@ from dataclasses import replace
 
 import torch
 
-from vidcls.models import load_model
-from vidcls.prediction import VideoClassifier
-from vidcls.pretrained import I3D_KINETICS400
-from vidcls.view_options import ViewOptions
+from vidcls.models.loading import load_model
+from vidcls.inference.prediction import VideoClassifier
+from vidcls.models.pretrained import I3D_KINETICS400
+from vidcls.inference.options import ViewOptions
 
 
 def cpu_seconds(step, repeats: int = 1) -> float:

@@ -8,7 +8,7 @@ not matter for throughput figures).
 
     .venv/bin/python benchmarks/lengthen_videos.py /tmp/bench-data --frames 175
 
-Re-encodes with the settings `vidcls.synthetic` uses for .avi (MPEG-4 Part 2, -q:v 3,
+Re-encodes with the settings `vidcls.data.synthetic` uses for .avi (MPEG-4 Part 2, -q:v 3,
 a keyframe every 12 frames); .mp4 files are re-encoded the same way.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcls.video_files import is_video_file
+from vidcls.data.files import is_video_file
 
 _MPEG4_OPTIONS = {"flags": "+qscale", "global_quality": str(3 * 118)}
 

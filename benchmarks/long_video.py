@@ -29,7 +29,7 @@ SIZE = 64
 # Runs in a child process so each length's peak RSS is its own.
 _CHILD = """
 import json, resource, sys, time
-from vidcls.prediction import predict
+from vidcls.inference.prediction import predict
 started = time.perf_counter()
 window = float(sys.argv[3]) or None
 (result,) = predict(sys.argv[1], [sys.argv[2]], window=window, device="cpu")
@@ -58,7 +58,7 @@ def write_long_video(path: Path, minutes: float) -> Path:
 
 def save_untrained_model(out_dir: Path) -> Path:
     """The `motion` preset for two labels, saved as `vidcls train` saves a model (weights do not matter here)."""
-    from vidcls.models import create_model, save_model
+    from vidcls.models.loading import create_model, save_model
 
     save_model(create_model("motion", ["left", "right"]), out_dir)
     return out_dir

@@ -1,7 +1,7 @@
 """Write a hard motion dataset that vidcls's own generator (`vidcls sample`) did not make.
 
 Why: the default recipe must learn cluttered motion in general, not the look of one generator.
-This one differs from `vidcls.synthetic` on purpose: per-frame sensor noise over a smooth
+This one differs from `vidcls.data.synthetic` on purpose: per-frame sensor noise over a smooth
 background (so frame differences are noisy everywhere), a textured ellipse as the object (8-18%
 of the frame height), two or three smaller bouncing distractors (4-7%), 256x192 H.264 MP4 at
 30 fps with a keyframe a second, 2.5 to 4 s per clip, other class names, and a few broken files

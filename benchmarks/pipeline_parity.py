@@ -46,14 +46,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from vidcls.evaluation import evaluate
-    from vidcls.view_options import ViewOptions
+    from vidcls.evaluation.evaluate import evaluate
+    from vidcls.inference.options import ViewOptions
 
     start = time.perf_counter()
     report = evaluate(args.model, args.data, split=args.split)
     seconds = time.perf_counter() - start
     one_clip = evaluate(args.model, args.data, ViewOptions(clips=1), split=args.split)
-    from vidcls.layout import discover_dataset
+    from vidcls.data.discovery import discover_dataset
 
     records = discover_dataset(args.data, model_dir=str(args.model)).split(args.split)
     result = {

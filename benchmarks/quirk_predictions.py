@@ -24,7 +24,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from vidcls.prediction import predict
+from vidcls.inference.prediction import predict
 
 
 def _ffmpeg(*args: str) -> None:

@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from vidcls.prediction import VideoClassifier, iter_predict
-from vidcls.preprocess import video_views
-from vidcls.ray_engine import connect, read_manifest, score_paths
-from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.view_options import ViewOptions
+from vidcls.inference.prediction import VideoClassifier, iter_predict
+from vidcls.data.views import video_views
+from vidcls.inference.ray_engine import connect, read_manifest, score_paths
+from vidcls.data.sampling import DEFAULT_CLIPS
+from vidcls.inference.options import ViewOptions
 
 
 def stage_ms(classifier: VideoClassifier, paths: list[str], clips: int) -> dict:

@@ -35,7 +35,7 @@ import psutil
 
 SERVER = """
 import sys, uvicorn
-from vidcls.serve import create_app
+from vidcls.serve.app import create_app
 model, port, tmp_dir, max_batch, wait_ms, max_mb = sys.argv[1:]
 app = create_app(model, tmp_dir=tmp_dir, max_batch=int(max_batch), batch_wait_ms=float(wait_ms), max_upload_mb=float(max_mb))
 uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning")

@@ -57,9 +57,9 @@ def child(layout: str, threads: int | None, steps: int) -> dict:
     """Time the step in this process (its environment already holds the wait policy)."""
     import torch
 
-    from vidcls import modeling_motion_cnn
-    from vidcls.inference import model_logits
-    from vidcls.models import create_model
+    from vidcls.models import modeling_motion_cnn
+    from vidcls.inference.forward import model_logits
+    from vidcls.models.loading import create_model
 
     if threads:
         torch.set_num_threads(threads)

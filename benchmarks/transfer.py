@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from vidcls.layout import discover_dataset
-from vidcls.linear_probe import PROBE_EPOCHS, PROBE_LR, clip_features, head_accuracy, head_epoch
-from vidcls.models import create_model
-from vidcls.pretrained import I3D_KINETICS400
-from vidcls.synthetic import write_synthetic_dataset
-from vidcls.training import TrainConfig
+from vidcls.data.discovery import discover_dataset
+from vidcls.training.linear_probe import PROBE_EPOCHS, PROBE_LR, clip_features, head_accuracy, head_epoch
+from vidcls.models.loading import create_model
+from vidcls.models.pretrained import I3D_KINETICS400
+from vidcls.data.synthetic import write_synthetic_dataset
+from vidcls.training.loop import TrainConfig
 
 PER_CLASS = 45
 

@@ -20,9 +20,9 @@ from vidcls.audit.label_issues import fold_assignment, rank_label_issues
 from vidcls.audit.outliers import find_outliers
 from vidcls.audit.signatures import SignatureCache, compute_signatures, thumbnail_signature
 from vidcls.cli import app
-from vidcls.layout import discover_dataset
-from vidcls.video_io import probe_video, read_frames
-from vidcls.view_options import ViewOptions
+from vidcls.data.discovery import discover_dataset
+from vidcls.data.video_io import probe_video, read_frames
+from vidcls.inference.options import ViewOptions
 
 runner = CliRunner()
 CLASSES = ("MoveLeft", "MoveRight", "MoveUp")
@@ -192,7 +192,7 @@ def test_the_cross_split_check_counts_an_exact_copy_in_the_flat_layouts_split(tm
     shutil.copy(test_video, test_video.parent / "zz_copy.avi")  # lands wherever the seeded split puts it
     index = discover_dataset(tmp_path)
     copy_split = next(s for s, rs in index.splits.items() for r in rs if r.path.name == "zz_copy.avi")
-    from vidcls.audit import cross_split_copies
+    from vidcls.audit.core import cross_split_copies
 
     leakage = cross_split_copies(index)
     assert leakage.held == ({} if copy_split == "test" else {"test": {copy_split: 1}})
@@ -222,7 +222,7 @@ def test_label_issues_from_the_default_recipe_are_listed_with_a_suggested_label(
 
 
 def test_a_given_model_scores_labels_and_gives_embeddings(leaky, tmp_path):
-    from vidcls.models import create_model, save_model
+    from vidcls.models.loading import create_model, save_model
 
     model = tmp_path / "untrained"
     save_model(create_model("motion", list(CLASSES)), model)
@@ -247,9 +247,9 @@ def test_the_motion_recipe_gives_every_video_an_out_of_fold_probability(leaky):
 
 
 def test_an_evaluation_report_says_when_test_videos_have_a_copy_in_train(leaky, tmp_path):
-    from vidcls.evaluation import evaluate
-    from vidcls.models import create_model, save_model
-    from vidcls.report import write_report
+    from vidcls.evaluation.evaluate import evaluate
+    from vidcls.models.loading import create_model, save_model
+    from vidcls.evaluation.report import write_report
 
     model = tmp_path / "untrained"
     save_model(create_model("motion", list(CLASSES)), model)

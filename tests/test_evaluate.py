@@ -14,16 +14,16 @@ from typer.testing import CliRunner
 
 import vidcls.cli.data  # noqa: F401  (registers `data`)
 import vidcls.cli.evaluate  # noqa: F401  (registers `eval`)
-import vidcls.evaluation
+import vidcls.evaluation.evaluate
 from conftest import CLASSES
 from videos import moving_square, write_video
 from vidcls.cli._app import app
 from vidcls.errors import DatasetError, ModelError
-from vidcls.evaluation import classification_metrics, evaluate
-from vidcls.layout import SPLIT_FILE, discover_dataset, group_of
-from vidcls.models import load_model
-from vidcls.training import TrainConfig, train
-from vidcls.view_options import ViewOptions
+from vidcls.evaluation.evaluate import classification_metrics, evaluate
+from vidcls.data.discovery import SPLIT_FILE, discover_dataset, group_of
+from vidcls.models.loading import load_model
+from vidcls.training.loop import TrainConfig, train
+from vidcls.inference.options import ViewOptions
 
 RESULT_KEYS = {
     "top1", "top5", "mean_class_accuracy", "per_class", "confusion_matrix", "labels", "num_videos", "clips",
@@ -74,7 +74,7 @@ def test_a_file_that_fails_while_evaluating_is_named_and_the_run_finishes(loaded
         moved.append((gone, shutil.move(gone, gone.with_suffix(".moved"))))
         return index
 
-    monkeypatch.setattr(vidcls.evaluation, "discover_dataset", discover_then_move_one_away)
+    monkeypatch.setattr(vidcls.evaluation.evaluate, "discover_dataset", discover_then_move_one_away)
     try:
         result = evaluate(loaded, broken_dataset[0], split="val", workers=0)
     finally:
@@ -90,7 +90,7 @@ def test_more_clips_than_fit_and_three_crops(loaded, broken_dataset, tmp_path):
     shutil.copy(video, tmp_path / "train" / "MoveUp")
     result = evaluate(loaded, tmp_path, ViewOptions(clips=8, crops=3), split="train", workers=0)
     assert result.num_videos == 1 and (result.clips, result.crops) == (8, 3)
-    from vidcls.prediction import VideoClassifier
+    from vidcls.inference.prediction import VideoClassifier
 
     alone = VideoClassifier(loaded).predict(video, ViewOptions(clips=8, crops=3, top_k=3)).top_k  # the same 24 views
     ours = result.predictions[0]["top3"]
@@ -108,7 +108,7 @@ def test_sampling_can_be_overridden(loaded, broken_dataset):
 def test_dataset_class_unknown_to_the_model_is_refused_before_decoding(loaded, broken_dataset, tmp_path, monkeypatch):
     shutil.copytree(broken_dataset[0] / "test", tmp_path / "test")
     shutil.copytree(broken_dataset[0] / "test" / "MoveUp", tmp_path / "train" / "Jump")
-    monkeypatch.setattr("vidcls.preprocess.read_video", lambda *a, **k: pytest.fail("decoded before the check"))
+    monkeypatch.setattr("vidcls.data.views.read_video", lambda *a, **k: pytest.fail("decoded before the check"))
     with pytest.raises(ModelError, match="Jump"):
         evaluate(loaded, tmp_path, split="test", workers=0)
 

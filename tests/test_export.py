@@ -14,13 +14,13 @@ import vidcls.cli.export  # noqa: F401  (registers `export`)
 from conftest import CLASSES
 from vidcls.cli._app import app
 from vidcls.errors import ModelError, OutputExistsError
-from vidcls.evaluation import evaluate
-from vidcls.export import EXPORT_INFO_FILE, export_onnx
-from vidcls.models import load_model
-from vidcls.onnx_runtime import OnnxVideoClassifier
-from vidcls.prediction import predict
-from vidcls.serve import create_app
-from vidcls.view_options import ViewOptions
+from vidcls.evaluation.evaluate import evaluate
+from vidcls.publish.export import EXPORT_INFO_FILE, export_onnx
+from vidcls.models.loading import load_model
+from vidcls.models.onnx_runtime import OnnxVideoClassifier
+from vidcls.inference.prediction import predict
+from vidcls.serve.app import create_app
+from vidcls.inference.options import ViewOptions
 
 pytest.importorskip("onnxruntime")
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 import vidcls.cli.push  # noqa: F401  (registers `push`)
 from vidcls.cli._app import app
 from vidcls.errors import HubError, ModelError
-from vidcls.hub import push_model
+from vidcls.publish.hub import push_model
 
 
 def test_push_without_the_hub_says_so_in_one_line(trained_model):

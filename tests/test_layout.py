@@ -11,7 +11,7 @@ import pytest
 from conftest import CLASSES
 from videos import moving_square, write_video
 from vidcls.errors import DatasetError
-from vidcls.layout import SPLIT_FILE, check_trainable, discover_dataset, group_of, save_split
+from vidcls.data.discovery import SPLIT_FILE, check_trainable, discover_dataset, group_of, save_split
 
 
 def _flat_dataset(root: Path, groups: int = 5, clips: int = 2) -> Path:

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 import vidcls.cli.evaluate  # noqa: F401  (registers `eval`)
 from conftest import CLASSES
 from vidcls.cli._app import app
-from vidcls.model_card import CARD_FILE, TEST_START, base_model, licence_note, split_front_matter, training_command
-from vidcls.training import TrainConfig
+from vidcls.publish.model_card import CARD_FILE, TEST_START, base_model, licence_note, split_front_matter, training_command
+from vidcls.training.loop import TrainConfig
 
 
 def card_of(model_dir) -> tuple[dict, str]:

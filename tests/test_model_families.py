@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-from vidcls.evaluation import evaluate
-from vidcls.models import load_model
-from vidcls.prediction import predict
-from vidcls.training import TrainConfig, train
-from vidcls.view_options import ViewOptions
+from vidcls.evaluation.evaluate import evaluate
+from vidcls.models.loading import load_model
+from vidcls.inference.prediction import predict
+from vidcls.training.loop import TrainConfig, train
+from vidcls.inference.options import ViewOptions
 
 pytestmark = pytest.mark.slow  # each test trains a model
 
@@ -88,8 +88,8 @@ def test_each_family_trains_evaluates_and_predicts(family, motion_dataset, tmp_p
 
 def test_vivit_rescale_and_offset_become_vidclss_mean_and_std():
     model, processor = _vivit()
-    from vidcls.models import clip_spec_from
-    from vidcls.transforms import normalize_batch
+    from vidcls.models.loading import clip_spec_from
+    from vidcls.data.transforms import normalize_batch
 
     spec = clip_spec_from(model, processor)
     frames = torch.randint(0, 256, (FRAMES, SIZE, SIZE, 3), dtype=torch.uint8)

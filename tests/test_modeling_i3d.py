@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from vidcls.modeling_i3d import I3DConfig, I3DForVideoClassification, MaxPool3dSame, _same_padding
+from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification, MaxPool3dSame, _same_padding
 
 
 @pytest.mark.parametrize(("size", "kernel", "stride", "expected"), [

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from videos import label_of, moving_square, write_vfr_video, write_video
-from vidcls.models import create_model, load_model, save_model
-from vidcls.prediction import VideoClassifier
-from vidcls.view_options import ViewOptions
+from vidcls.models.loading import create_model, load_model, save_model
+from vidcls.inference.prediction import VideoClassifier
+from vidcls.inference.options import ViewOptions
 
 LABELS = ["MoveLeft", "MoveRight", "MoveUp"]
 
@@ -26,7 +26,7 @@ def video(tmp_path_factory):
 def test_torchcodec_imports_and_decodes_the_frames_pyav_reads(video):
     from torchcodec.decoders import VideoDecoder
 
-    from vidcls.video_io import probe_video, read_frames
+    from vidcls.data.video_io import probe_video, read_frames
 
     decoder = VideoDecoder(str(video), seek_mode="exact")
     assert decoder.metadata.num_frames == probe_video(video).num_frames == 57
@@ -78,9 +78,9 @@ def test_on_variable_frame_rate_the_pipeline_spreads_frames_by_count_and_vidcls_
     the N-th frame decoded (count) for the pipeline; on a constant-rate file they are the same."""
     from transformers import pipeline
 
-    from vidcls.sampling import segment_indices
-    from vidcls.transforms import EvalTransform
-    from vidcls.video_io import probe_video, read_frames
+    from vidcls.data.sampling import segment_indices
+    from vidcls.data.transforms import EvalTransform
+    from vidcls.data.video_io import probe_video, read_frames
 
     stamps = [0, 40, 80, 200, 240, 280, 400, 440, 480, 600, 640, 680, 800, 840, 880, 1000]  # ms, gaps
     path = write_vfr_video(tmp_path / "vfr.mkv", stamps)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from videos import label_of, labelled_frames, write_vfr_video
 from vidcls.errors import VideoReadError
-from vidcls.video_io import ClipWindow, cut_clips, probe_video, read_all_frames, read_clips, read_frames, read_video
+from vidcls.data.video_io import ClipWindow, cut_clips, probe_video, read_all_frames, read_clips, read_frames, read_video
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs the ffmpeg CLI (scripts/setup.sh installs it)"
@@ -113,8 +113,8 @@ def test_copy_cut_mp4_shows_the_cut_frames_only(source, tmp_path):
 def test_training_kept_frames_and_timeline_use_the_same_frames(source, tmp_path, untrained_model):
     """Training's kept frames, its per-clip decode and a timeline's windows read a cut MP4's frame N
     as the frame the player shows at N / fps; the timeline ends where the shown frames end."""
-    from vidcls.models import load_model
-    from vidcls.preprocess import window_views
+    from vidcls.models.loading import load_model
+    from vidcls.data.views import window_views
 
     cut = tmp_path / "cut.mp4"
     _ffmpeg("-ss", "2.3", "-i", str(source), "-t", "2.56", "-c", "copy", str(cut))
@@ -191,7 +191,7 @@ def bad_packet(source, tmp_path) -> Path:
 
 
 def test_bad_packet_loses_only_its_frames_and_is_named(bad_packet, caplog):
-    with caplog.at_level(logging.WARNING, logger="vidcls.video_io"):  # training reads clips so
+    with caplog.at_level(logging.WARNING, logger="vidcls.data.video_io"):  # training reads clips so
         read_clips(bad_packet, [(range(SOURCE_FRAMES), ClipWindow(48, 0, 8, 48))], 48)
     assert f"damaged {bad_packet}: " in caplog.text and "could not be decoded" in caplog.text
     _, indices = assert_reads_as_a_player_shows(bad_packet, decode_all=True)
@@ -224,7 +224,7 @@ def test_still_image_and_single_frame_are_not_videos(tmp_path):
 def untrained_model(tmp_path_factory) -> Path:
     """The `motion` preset saved as `vidcls train` saves a model: what a file is called does not
     depend on the weights."""
-    from vidcls.models import create_model, save_model
+    from vidcls.models.loading import create_model, save_model
 
     out = tmp_path_factory.mktemp("model") / "motion"
     save_model(create_model("motion", ["A", "B"]), out)
@@ -238,7 +238,7 @@ def test_damage_and_still_images_are_named_where_users_look(untrained_model, bad
     from typer.testing import CliRunner
 
     from vidcls.cli._app import app
-    from vidcls.serve import create_app
+    from vidcls.serve.app import create_app
 
     still = tmp_path / "photo.mp4"
     Image.fromarray(labelled_frames(1)[0]).save(still, format="PNG")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import vidcls
 from vidcls.errors import VidclsError
-from vidcls.layout import _split_counts
-from vidcls.training import TrainConfig, resumed_config, write_train_args
-from vidcls.view_options import ViewOptions
+from vidcls.data.discovery import _split_counts
+from vidcls.training.loop import TrainConfig, resumed_config, write_train_args
+from vidcls.inference.options import ViewOptions
 
 
 @pytest.mark.parametrize(("units", "val_ratio", "test_ratio", "expected"), [
@@ -60,7 +64,7 @@ def test_train_options_take_their_defaults_and_help_from_train_config():
 
     import vidcls.cli  # noqa: F401  (registers every command)
     from vidcls.cli._app import app
-    from vidcls.train_config import TrainConfig
+    from vidcls.training.config import TrainConfig
 
     params = {param.name: param for param in get_command(app).commands["train"].params}
     settings = {f.name: f for f in fields(TrainConfig)}
@@ -87,9 +91,9 @@ def test_keyword_options_are_routed_once_into_view_options_and_the_rest():
 
 
 def test_scoring_jobs_take_one_options_object_not_loose_view_settings():
-    from vidcls.evaluation import evaluate, score_videos
-    from vidcls.prediction import VideoClassifier, iter_predict, predict
-    from vidcls.ray_engine import decode_views, predict_to_parquet, prediction_row, score_paths, score_records
+    from vidcls.evaluation.evaluate import evaluate, score_videos
+    from vidcls.inference.prediction import VideoClassifier, iter_predict, predict
+    from vidcls.inference.ray_engine import decode_views, predict_to_parquet, prediction_row, score_paths, score_records
     from vidcls.serve.predictor import Predictor
 
     jobs = [
@@ -101,3 +105,42 @@ def test_scoring_jobs_take_one_options_object_not_loose_view_settings():
     loose = {field.name for field in dataclasses.fields(ViewOptions)}
     for job in jobs:
         assert not loose & set(inspect.signature(job).parameters), job.__qualname__
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """vidcls module -> the vidcls modules it imports when it is imported (not inside functions,
+    not under TYPE_CHECKING)."""
+    root = Path(vidcls.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(("vidcls", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        graph[name] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vidcls"):
+                graph[name].add(node.module)
+                graph[name].update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                graph[name].update(alias.name for alias in node.names if alias.name.startswith("vidcls"))
+    return {name: {m for m in imports if m in graph and m != name} for name, imports in graph.items()}
+
+
+def test_no_module_imports_itself_through_others():
+    graph = _module_imports()
+    for start in graph:
+        seen, stack = set(), list(graph[start])
+        while stack:
+            module = stack.pop()
+            assert module != start, f"{start} imports itself through {sorted(seen)}"
+            if module not in seen:
+                seen.add(module)
+                stack.extend(graph[module])
+
+
+def test_the_trainer_loads_no_evaluation_and_subpackages_load_nothing():
+    code = "import sys, vidcls.training.loop; print(sorted(m for m in sys.modules if m.startswith('vidcls.evaluation')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+    root = Path(vidcls.__file__).parent
+    for init in root.glob("*/__init__.py"):
+        if init.parent.name != "cli":  # the CLI's package registers its commands
+            assert not [n for n in ast.parse(init.read_text()).body if not isinstance(n, ast.Expr)], init

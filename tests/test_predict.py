@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 import vidcls.cli.predict  # noqa: F401  (registers `predict`)
 from conftest import CLASSES
 from vidcls.cli._app import app
-from vidcls.models import load_model
-from vidcls.prediction import VideoClassifier, predict
-from vidcls.view_options import ViewOptions
+from vidcls.models.loading import load_model
+from vidcls.inference.prediction import VideoClassifier, predict
+from vidcls.inference.options import ViewOptions
 
 
 @pytest.fixture(scope="module")

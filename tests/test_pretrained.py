@@ -24,10 +24,10 @@ import pytest
 from typer.testing import CliRunner
 
 from videos import moving_square, write_video
-from vidcls import pretrained
+from vidcls.models import pretrained
 from vidcls.cli import app
-from vidcls.pretrained import ArraysOnlyUnpickler, I3D_SOURCE, WeightsError, convert_i3d, obtain_archive, read_checkpoint
-from vidcls.view_options import ViewOptions
+from vidcls.models.pretrained import ArraysOnlyUnpickler, I3D_SOURCE, WeightsError, convert_i3d, obtain_archive, read_checkpoint
+from vidcls.inference.options import ViewOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SETUP_DOWNLOAD = REPO / ".venv" / "vidcls-cache" / "downloads" / I3D_SOURCE.archive_name
@@ -124,7 +124,7 @@ def test_pipeline_top1_is_vidcls_predict_top1(i3d_dir, tmp_path):
     """The real weights, read with fewer frames at a smaller size to keep the test short."""
     from transformers import pipeline
 
-    from vidcls.models import load_model, save_model
+    from vidcls.models.loading import load_model, save_model
 
     small = load_model(str(i3d_dir))
     small.spec = replace(small.spec, num_frames=8, crop_size=112, resize_short_side=128)
@@ -149,7 +149,7 @@ def _cricket_gif() -> Path:
 
 
 def test_deepmind_cricket_clip_is_playing_cricket(i3d_dir):
-    from vidcls.prediction import VideoClassifier
+    from vidcls.inference.prediction import VideoClassifier
 
     top = VideoClassifier(str(i3d_dir)).predict(_cricket_gif(), ViewOptions(clips=1, top_k=5)).top_k
     assert top[0]["label"] == DEEPMIND_TOP1
@@ -170,7 +170,7 @@ def test_trained_from_i3d_is_read_by_eval_predict_serve_and_pipeline(how, i3d_ca
     from fastapi.testclient import TestClient
     from transformers import pipeline
 
-    from vidcls.evaluation import evaluate
+    from vidcls.evaluation.evaluate import evaluate
     from vidcls.serve.app import create_app
 
     monkeypatch.setenv(pretrained.CACHE_ENV, str(i3d_cache))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 import vidcls.cli.preview  # noqa: F401  (registers `preview`)
 from vidcls.cli._app import app
 from vidcls.errors import ModelError
-from vidcls.gif_preview import write_preview
+from vidcls.inference.preview import write_preview
 
 
 @pytest.fixture(scope="module")

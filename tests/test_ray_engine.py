@@ -18,9 +18,9 @@ import vidcls.cli.evaluate  # noqa: F401  (registers `eval`)
 import vidcls.cli.predict  # noqa: F401  (registers `predict`)
 from vidcls.cli._app import app
 from vidcls.errors import DatasetError, OutputExistsError, VidclsError, VideoReadError
-from vidcls.ray_engine import local_file, predict_to_parquet, read_manifest, score_paths
-from vidcls.clip_spec import ClipSpec
-from vidcls.view_options import ViewOptions
+from vidcls.inference.ray_engine import local_file, predict_to_parquet, read_manifest, score_paths
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.inference.options import ViewOptions
 
 ray = pytest.importorskip("ray")
 pd = pytest.importorskip("pandas")

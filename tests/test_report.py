@@ -7,9 +7,9 @@ import json
 import pytest
 from PIL import Image
 
-from vidcls.evaluation import EvaluationResult, evaluate
-from vidcls.report import write_report
-from vidcls.view_options import ViewOptions
+from vidcls.evaluation.evaluate import EvaluationResult, evaluate
+from vidcls.evaluation.report import write_report
+from vidcls.inference.options import ViewOptions
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidcls.sampling import (
+from vidcls.data.sampling import (
     clip_span,
     segment_indices,
     eval_clip_indices,
     train_clip_indices,
     window_clip_indices,
 )
-from vidcls.clip_spec import ClipSpec
+from vidcls.data.clip_spec import ClipSpec
 
 DENSE = ClipSpec(num_frames=16, sample_rate=4, sampling="dense")
 SEGMENT = ClipSpec(num_frames=16, sampling="segment")

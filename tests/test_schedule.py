@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vidcls.errors import VidclsError
-from vidcls.schedule import Schedule, epochs_within, plateaued
-from vidcls.training import TrainConfig, check_schedule_options, plan_schedule
+from vidcls.training.schedule import Schedule, epochs_within, plateaued
+from vidcls.training.loop import TrainConfig, check_schedule_options, plan_schedule
 
 
 def _rows(accuracies: list[float], losses: list[float], seconds: float = 10.0) -> list[dict]:

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from conftest import CLASSES
 from videos import moving_square, write_video
 
-from vidcls.serve import create_app
+from vidcls.serve.app import create_app
 from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.memory import limit_malloc_arenas
 from vidcls.serve.uploads import FORM_OVERHEAD_BYTES, LOCK_FILE, PROCESS_DIR_PREFIX, process_upload_dir, remove_abandoned_upload_dirs
@@ -355,7 +355,7 @@ def test_only_folders_of_servers_no_longer_running_are_removed(tmp_path):
 
 SERVER = """
 import sys, uvicorn
-from vidcls.serve import create_app
+from vidcls.serve.app import create_app
 model, tmp_dir, port = sys.argv[1:]
 uvicorn.run(create_app(model, tmp_dir=tmp_dir), host="127.0.0.1", port=int(port), log_level="warning")
 """

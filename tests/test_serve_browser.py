@@ -16,7 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 from test_serve import running_server
 from videos import moving_square, write_video
 
-from vidcls.serve import create_app
+from vidcls.serve.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidcls.errors import DatasetError, OutputExistsError
-from vidcls.synthetic import MARKER_NAME, MOTION_CLASSES, SPLITS, write_synthetic_dataset
+from vidcls.data.synthetic import MARKER_NAME, MOTION_CLASSES, SPLITS, write_synthetic_dataset
 
 WIDTH, HEIGHT = 96, 72
 SMALL = {"width": WIDTH, "height": HEIGHT}

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from conftest import CLASSES
-from vidcls.datasets import TrainClipDataset
+from vidcls.data.datasets import TrainClipDataset
 from vidcls.errors import OutputExistsError, VidclsError
-from vidcls.layout import discover_dataset
-from vidcls.models import create_model
-from vidcls.run_state import RunState
-from vidcls.training import CHECKPOINT, METRICS_FILE, TrainConfig, train
+from vidcls.data.discovery import discover_dataset
+from vidcls.models.loading import create_model
+from vidcls.training.run_state import RunState
+from vidcls.training.loop import CHECKPOINT, METRICS_FILE, TrainConfig, train
 
 VIDCLS = [sys.executable, "-m", "vidcls.cli"]
 
@@ -200,8 +200,8 @@ def test_validation_batches_are_kept_after_the_first_pass_when_they_fit(tmp_path
     from torch.utils.data import DataLoader
 
     from conftest import write_motion_dataset
-    from vidcls.datasets import EvalClipDataset, KeptBatches, collate_eval
-    from vidcls.clip_spec import ClipSpec
+    from vidcls.data.datasets import EvalClipDataset, KeptBatches, collate_eval
+    from vidcls.data.clip_spec import ClipSpec
 
     root = write_motion_dataset(tmp_path / "data", num_frames=24)
     records = discover_dataset(root).split("val")
@@ -219,7 +219,7 @@ def test_validation_batches_are_kept_after_the_first_pass_when_they_fit(tmp_path
 def test_a_batch_holds_each_video_s_clips_side_by_side(motion_dataset):
     from torch.utils.data import DataLoader
 
-    from vidcls.datasets import EpochSampler, collate_train
+    from vidcls.data.datasets import EpochSampler, collate_train
 
     index = discover_dataset(motion_dataset)
     spec = create_model("tiny", index.labels).spec

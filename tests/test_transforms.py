@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidcls.clip_spec import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
-from vidcls.transforms import (
+from vidcls.data.clip_spec import IMAGENET_MEAN, IMAGENET_STD, ClipSpec
+from vidcls.data.transforms import (
     EvalTransform,
     TrainTransform,
     denormalize_to_uint8,
@@ -16,7 +16,7 @@ from vidcls.transforms import (
     spatial_crops,
     to_clip_tensor,
 )
-from vidcls.video_io import ClipWindow, resized_dims
+from vidcls.data.video_io import ClipWindow, resized_dims
 
 
 def position_frames(num_frames: int = 4, height: int = 60, width: int = 80) -> np.ndarray:
@@ -154,7 +154,7 @@ def test_normalize_then_denormalize_round_trips():
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_normalisation_matches_the_processors_saved_with_the_model(kind):
     """What the model sees from vidcls equals what the VideoMAE processors vidcls saves give the same frames."""
-    from vidcls.models import clip_spec_from, create_model, image_processor_for, video_processor_for
+    from vidcls.models.loading import clip_spec_from, create_model, image_processor_for, video_processor_for
 
     loaded = create_model("tiny", ["a", "b"])
     processor = (image_processor_for if kind == "image" else video_processor_for)(loaded.spec)

@@ -11,8 +11,8 @@ import pytest
 
 from videos import label_of, labelled_frames, write_vfr_video, write_video
 from vidcls.errors import VideoReadError
-from vidcls.video_files import is_video_file
-from vidcls.video_io import (
+from vidcls.data.files import is_video_file
+from vidcls.data.video_io import (
     ClipWindow,
     KeptVideos,
     _to_rgb,

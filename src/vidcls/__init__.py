@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Iterable
 from vidcls.errors import DatasetError, ModelError, OutputExistsError, VidclsError, VideoReadError
 
 if TYPE_CHECKING:
-    from vidcls.evaluation import EvaluationResult
-    from vidcls.view_options import ViewOptions
-    from vidcls.layout import DatasetIndex
-    from vidcls.synthetic import SyntheticDatasetSummary
-    from vidcls.training import TrainResult
+    from vidcls.evaluation.evaluate import EvaluationResult
+    from vidcls.inference.options import ViewOptions
+    from vidcls.data.discovery import DatasetIndex
+    from vidcls.data.synthetic import SyntheticDatasetSummary
+    from vidcls.training.loop import TrainResult
 
 __version__ = "0.1.0"
 __all__ = [
@@ -27,14 +27,14 @@ __all__ = [
 
 def sample(out: str | Path, **options) -> SyntheticDatasetSummary:
     """Write the embedded synthetic motion dataset (`vidcls sample`); options as `write_synthetic_dataset`."""
-    from vidcls.synthetic import write_synthetic_dataset
+    from vidcls.data.synthetic import write_synthetic_dataset
 
     return write_synthetic_dataset(Path(out), **options)
 
 
 def discover(data: str | Path, **options) -> DatasetIndex:
     """Classes, splits, videos and unreadable files of a dataset folder (`vidcls data`)."""
-    from vidcls.layout import discover_dataset
+    from vidcls.data.discovery import discover_dataset
 
     return discover_dataset(data, **options)
 
@@ -44,7 +44,7 @@ def train(data: str | Path, output: str | Path, **options) -> TrainResult:
 
     On a CPU shared with other jobs, set ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch
     is first imported, as the `vidcls` command does (README, "Other jobs on the machine")."""
-    from vidcls.training import TrainConfig, train as run_training
+    from vidcls.training.loop import TrainConfig, train as run_training
 
     return run_training(TrainConfig(data=str(data), output=str(output), **options))
 
@@ -56,9 +56,9 @@ def evaluate(
     there; a test-split score of a model folder goes into its model card unless ``update_card`` is
     False. What was written is in ``result.outputs``. Options: `ViewOptions`' fields (clips,
     crops, sampling) or ``options=ViewOptions(...)``, and `evaluation.evaluate`'s own."""
-    from vidcls.evaluation import evaluate as run_evaluation
-    from vidcls.model_card import update_test_scores
-    from vidcls.report import write_report
+    from vidcls.evaluation.evaluate import evaluate as run_evaluation
+    from vidcls.publish.model_card import update_test_scores
+    from vidcls.evaluation.report import write_report
 
     views, rest = _view_options(options)
     result = run_evaluation(model, data, views, **rest)
@@ -74,7 +74,7 @@ def predict(model: str | Path, paths: Iterable[str | Path] | str | Path, **optio
     """Top-k labels for files and folders (`vidcls predict`); one dict per video, errors included.
     Options: `ViewOptions`' fields (top_k, clips, crops, window, sampling) or
     ``options=ViewOptions(...)``, and batch_size, device."""
-    from vidcls.prediction import predict as run_prediction
+    from vidcls.inference.prediction import predict as run_prediction
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -85,7 +85,7 @@ def predict(model: str | Path, paths: Iterable[str | Path] | str | Path, **optio
 def _view_options(options: dict) -> tuple[ViewOptions, dict]:
     """Keyword arguments routed once: the `ViewOptions` (given whole as ``options=``, or field by
     field) and the rest, for the job itself."""
-    from vidcls.view_options import ViewOptions
+    from vidcls.inference.options import ViewOptions
 
     given = options.pop("options", None)
     views, rest = ViewOptions.take_from(options)
@@ -96,7 +96,7 @@ def _view_options(options: dict) -> tuple[ViewOptions, dict]:
 
 def preview(video: str | Path, out_gif: str | Path, **options) -> dict:
     """A GIF of the frames the model sees (`vidcls preview`)."""
-    from vidcls.gif_preview import write_preview
+    from vidcls.inference.preview import write_preview
 
     return write_preview(video, out_gif, **options)
 

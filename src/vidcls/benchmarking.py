@@ -43,16 +43,16 @@ import psutil
 import torch
 
 from vidcls.errors import ModelError
-from vidcls.inference import pick_device
-from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
-from vidcls.models import LoadedModel, create_model, save_model, spec_as_dict
+from vidcls.inference.forward import pick_device
+from vidcls.data.discovery import DatasetIndex, VideoRecord, discover_dataset
+from vidcls.models.loading import LoadedModel, create_model, save_model, spec_as_dict
 from vidcls.defaults import PREDICT_BATCH_SIZE
-from vidcls.prediction import VideoClassifier
-from vidcls.datasets import default_workers
-from vidcls.schedule import Schedule
-from vidcls.training import TrainConfig, build_loaders, train_one_epoch
-from vidcls.clip_spec import ClipSpec
-from vidcls.view_options import ViewOptions
+from vidcls.inference.prediction import VideoClassifier
+from vidcls.data.datasets import default_workers
+from vidcls.training.schedule import Schedule
+from vidcls.training.loop import TrainConfig, build_loaders, train_one_epoch
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.inference.options import ViewOptions
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def _predictors(model_dir: str, device: str | None, batch_size: int) -> tuple[di
 def _onnx_export(model_dir: str) -> Path | None:
     """The model exported beside ``model_dir`` (`vidcls export`), or None, logged, when onnxruntime
     is not installed or the architecture is not exportable: the ONNX row is then left out."""
-    from vidcls.export import export_onnx
+    from vidcls.publish.export import export_onnx
 
     output = Path(model_dir) / "onnx"
     try:

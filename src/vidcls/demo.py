@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from vidcls.errors import OutputExistsError
-from vidcls.evaluation import evaluate
-from vidcls.train_config import DEFAULT_PRESET
-from vidcls.prediction import predict
-from vidcls.report import write_report
-from vidcls.synthetic import write_synthetic_dataset
-from vidcls.training import TrainConfig, train
+from vidcls.evaluation.evaluate import evaluate
+from vidcls.training.config import DEFAULT_PRESET
+from vidcls.inference.prediction import predict
+from vidcls.evaluation.report import write_report
+from vidcls.data.synthetic import write_synthetic_dataset
+from vidcls.training.loop import TrainConfig, train
 
 DEMO_MARKER = ".vidcls-demo"
 # The default schedule with a shorter time budget: the `motion` preset learns the easy synthetic

@@ -3,7 +3,3 @@
 One module per concern: `signatures` (per-video descriptors, cached), `duplicates`,
 `embeddings` (signatures from a model), `label_issues`, `outliers`, `report`; `core` runs them.
 """
-
-from vidcls.audit.core import AuditResult, Leakage, cross_split_copies, leakage_warning, run_audit
-
-__all__ = ["AuditResult", "Leakage", "cross_split_copies", "leakage_warning", "run_audit"]

@@ -22,7 +22,7 @@ from vidcls.audit.label_issues import (
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
 from vidcls.audit.signatures import THUMBNAIL_KIND, SignatureCache, compute_signatures, default_cache_dir, thumbnail_signature
 from vidcls.errors import VidclsError
-from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
+from vidcls.data.discovery import DatasetIndex, VideoRecord, discover_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import torch
 
 from vidcls.audit.signatures import Signature
 from vidcls.errors import ModelError
-from vidcls.video_files import VideoInfo
+from vidcls.data.files import VideoInfo
 
 EMBEDDING_CLIPS = 8  # clips spread over each video, one feature vector each
 EMBEDDING_KIND = "embedding-v1"
@@ -24,8 +24,8 @@ class ModelEmbedder:
     """Callable path, info -> `Signature` whose frames are (1, clips, features) model features."""
 
     def __init__(self, model: str, device: str | None = None) -> None:
-        from vidcls.inference import pick_device
-        from vidcls.models import load_model
+        from vidcls.inference.forward import pick_device
+        from vidcls.models.loading import load_model
 
         self.loaded = load_model(model, pick_device(device))
         head = getattr(self.loaded.model, "classifier", None)
@@ -43,8 +43,8 @@ class ModelEmbedder:
 
     @torch.inference_mode()
     def __call__(self, path: Path, info: VideoInfo) -> Signature:
-        from vidcls.inference import model_logits
-        from vidcls.preprocess import video_views
+        from vidcls.inference.forward import model_logits
+        from vidcls.data.views import video_views
 
         views = video_views(path, self.loaded.spec, clips=EMBEDDING_CLIPS, info=info).views
         self.features.clear()

@@ -31,8 +31,8 @@ import numpy as np
 
 from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.errors import DatasetError
-from vidcls.layout import VideoRecord
-from vidcls.view_options import ViewOptions
+from vidcls.data.discovery import VideoRecord
+from vidcls.inference.options import ViewOptions
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,10 @@ def out_of_fold_probabilities(
     device: str | None = None, workers: int | None = None,
 ) -> np.ndarray:
     """(videos, classes) probabilities in ``labels`` order, each from a model that never saw the video."""
-    from vidcls.evaluation import score_videos
-    from vidcls.inference import pick_device
-    from vidcls.models import load_model
-    from vidcls.training import TrainConfig, train
+    from vidcls.evaluation.evaluate import score_videos
+    from vidcls.inference.forward import pick_device
+    from vidcls.models.loading import load_model
+    from vidcls.training.loop import TrainConfig, train
 
     fold = fold_assignment([r.label for r in records], folds, seed)
     probabilities = np.zeros((len(records), len(labels)), np.float32)
@@ -132,9 +132,9 @@ def model_probabilities(
     model: str, records: list[VideoRecord], labels: list[str], *, device: str | None = None, workers: int | None = None,
 ) -> np.ndarray:
     """(videos, classes) probabilities of a given model, in ``labels`` order (see the module docstring)."""
-    from vidcls.evaluation import check_labels, score_videos
-    from vidcls.inference import pick_device
-    from vidcls.models import load_model
+    from vidcls.evaluation.evaluate import check_labels, score_videos
+    from vidcls.inference.forward import pick_device
+    from vidcls.models.loading import load_model
 
     loaded = load_model(model, pick_device(device))
     check_labels(labels, loaded)

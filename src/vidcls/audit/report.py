@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from vidcls.audit.core import AuditResult
 from vidcls.errors import VideoReadError
-from vidcls.report import markdown_table
+from vidcls.publish.markdown import markdown_table
 
 STRIP_FRAMES = 6  # frames per video, spread over its length
 STRIP_HEIGHT = 96
@@ -26,7 +26,7 @@ SHOWN = 20  # pairs and suspects given a strip; the JSON holds them all
 
 def video_row(path: str, caption: str) -> Image.Image:
     """A captioned row of `STRIP_FRAMES` frames spread over the video (grey when it cannot be read)."""
-    from vidcls.video_io import read_video
+    from vidcls.data.video_io import read_video
 
     spread = lambda info: np.linspace(0, info.num_frames - 1, STRIP_FRAMES).round().astype(int).tolist()  # noqa: E731
     try:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional
 import typer
 from rich.console import Console
 
-from vidcls.sampling import Sampling
+from vidcls.data.sampling import Sampling
 
 app = typer.Typer(
     name="vidcls",

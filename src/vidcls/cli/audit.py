@@ -14,15 +14,15 @@ from vidcls.audit.label_issues import FOLD_STEPS, FOLDS
 from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
 
 if TYPE_CHECKING:
-    from vidcls.audit import AuditResult
-    from vidcls.layout import DatasetIndex
+    from vidcls.audit.core import AuditResult
+    from vidcls.data.discovery import DatasetIndex
 
 SHOWN = 10  # rows per table in the terminal; the report and JSON hold all
 
 
 def warn_leakage(index: DatasetIndex, split: str | None = None) -> str | None:
     """Print the cross-split copy warning for ``index`` on stderr (nothing on a clean folder); returns it."""
-    from vidcls.audit import leakage_warning
+    from vidcls.audit.core import leakage_warning
 
     warning = leakage_warning(index, f"vidcls audit {index.root}", split)
     if warning:
@@ -90,7 +90,7 @@ def audit(
     device: DeviceOption = None,
 ) -> None:
     """Find leaked near-duplicates across splits, likely mislabelled videos, imbalance and outliers."""
-    from vidcls.audit import run_audit  # decoder and torch load only when a command needs them
+    from vidcls.audit.core import run_audit  # decoder and torch load only when a command needs them
     from vidcls.audit.report import write_audit_report
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from vidcls.cli._app import LeakageCheckOption, app, console, console_err
 from vidcls.cli.audit import warn_leakage
-from vidcls.layout import TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, discover_dataset
+from vidcls.data.discovery import TEST_RATIO, VAL_RATIO, BadFile, DatasetIndex, discover_dataset
 
 
 def render_bad_files(bad_files: list[BadFile], leaked_groups: list[str] = (), damaged: list[BadFile] = ()) -> None:

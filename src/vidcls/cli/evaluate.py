@@ -13,11 +13,11 @@ from vidcls.cli._app import (
     DeviceOption, EngineOption, LeakageCheckOption, RayAddressOption, SamplingOption, WorkersOption, app, console, console_err,
 )
 from vidcls.defaults import EVAL_BATCH_SIZE
-from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.view_options import ViewOptions
+from vidcls.data.sampling import DEFAULT_CLIPS
+from vidcls.inference.options import ViewOptions
 
 if TYPE_CHECKING:
-    from vidcls.evaluation import EvaluationResult
+    from vidcls.evaluation.evaluate import EvaluationResult
 
 
 def _summary(result: EvaluationResult) -> str:

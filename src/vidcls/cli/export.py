@@ -25,7 +25,7 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace files in a non-empty OUTPUT.")] = False,
 ) -> None:
     r"""Export a model to ONNX (run by onnxruntime: pip install 'vidcls\[onnx]'); predict, eval and serve take OUTPUT."""
-    from vidcls.export import TOLERANCE, export_onnx  # torch loads only when a command needs it
+    from vidcls.publish.export import TOLERANCE, export_onnx  # torch loads only when a command needs it
 
     result = export_onnx(model, output, check or [], opset=opset, overwrite=overwrite)
     console.print(f"[green]wrote[/] {result.output} (ONNX opset {result.opset})", highlight=False, soft_wrap=True)

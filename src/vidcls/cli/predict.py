@@ -11,8 +11,8 @@ from rich.table import Table
 
 from vidcls.cli._app import DeviceOption, EngineOption, RayAddressOption, SamplingOption, app, console, console_err
 from vidcls.defaults import PREDICT_BATCH_SIZE, RAY_PART_SIZE, RAY_SCORE_BATCH, TOP_K
-from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.view_options import ViewOptions
+from vidcls.data.sampling import DEFAULT_CLIPS
+from vidcls.inference.options import ViewOptions
 
 
 def _results_table(results: list[dict]) -> Table:
@@ -82,7 +82,7 @@ def predict(
         )
     if not paths or manifest or output:
         raise typer.BadParameter("give video files or folders; --manifest and --output go with --engine ray")
-    from vidcls.prediction import iter_predict  # torch loads only when a command needs it
+    from vidcls.inference.prediction import iter_predict  # torch loads only when a command needs it
 
     results = iter_predict(model, paths, options, batch_size=batch_size, device=device)
     predicted, failed = [], 0
@@ -116,7 +116,7 @@ def _predict_on_ray(
 ) -> None:
     if paths or not manifest or not output:
         raise typer.BadParameter("--engine ray reads --manifest (a glob or a text file of paths) and writes --output, not PATHS")
-    from vidcls.ray_engine import predict_to_parquet
+    from vidcls.inference.ray_engine import predict_to_parquet
 
     summary = predict_to_parquet(model, manifest, output, options, **engine)
     console.print(

@@ -21,7 +21,7 @@ def pretrained(
     download_only: Annotated[bool, typer.Option(help="Only obtain and verify the archive (into the cache).")] = False,
 ) -> None:
     """Obtain, verify and convert pretrained weights; the cached folder serves --model NAME everywhere."""
-    from vidcls.pretrained import obtain_archive, pretrained_model_dir, weight_source, write_pretrained
+    from vidcls.models.pretrained import obtain_archive, pretrained_model_dir, weight_source, write_pretrained
 
     if download_only:
         path = obtain_archive(archive, weight_source(name))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidcls.cli._app import DeviceOption, SamplingOption, app, console
-from vidcls.clip_spec import ClipSpec
+from vidcls.data.clip_spec import ClipSpec
 
 
 @app.command()
@@ -32,7 +32,7 @@ def preview(
     device: DeviceOption = None,
 ) -> None:
     """Write a GIF of exactly the frames the model takes as input, captioned with its prediction."""
-    from vidcls.gif_preview import write_preview  # torch loads only when a command needs it
+    from vidcls.inference.preview import write_preview  # torch loads only when a command needs it
 
     shown = write_preview(
         video, out, model=model, num_frames=num_frames, sample_rate=sample_rate, size=size, clips=clips,

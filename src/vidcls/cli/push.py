@@ -17,7 +17,7 @@ def push(
     private: Annotated[bool, typer.Option(help="Create the repository as private.")] = False,
 ) -> None:
     """Upload a model with its card to the hub (log in first: hf auth login, or set HF_TOKEN)."""
-    from vidcls.hub import push_model
+    from vidcls.publish.hub import push_model
 
     url = push_model(model, repo_id, private=private)
     console.print(f"[green]pushed[/] {model} to {url}", highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from rich.table import Table
 from vidcls.cli._app import app, console
 
 if TYPE_CHECKING:
-    from vidcls.synthetic import SyntheticDatasetSummary
+    from vidcls.data.synthetic import SyntheticDatasetSummary
 
 
 @app.command()
@@ -37,7 +37,7 @@ def sample(
     ] = False,
 ) -> None:
     """Write a small synthetic video dataset whose classes differ only in motion."""
-    from vidcls.synthetic import write_synthetic_dataset  # the encoder loads only when this command runs
+    from vidcls.data.synthetic import write_synthetic_dataset  # the encoder loads only when this command runs
 
     started = time.perf_counter()
     with console.status(f"Writing synthetic videos to {out}..."):

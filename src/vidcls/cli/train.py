@@ -12,8 +12,8 @@ import typer
 from vidcls.cli._app import DeviceOption, LeakageCheckOption, app, console
 from vidcls.cli.audit import warn_leakage
 from vidcls.cli.data import render_bad_files
-from vidcls.sampling import Sampling
-from vidcls.train_config import TrainConfig
+from vidcls.data.sampling import Sampling
+from vidcls.training.config import TrainConfig
 
 
 def _option(name: str, *names: str, **limits) -> typer.models.OptionInfo:
@@ -48,11 +48,11 @@ def train(
     leakage_check: LeakageCheckOption = "on",
 ) -> None:
     """Train a video classifier; OUTPUT ends as a transformers model directory."""
-    from vidcls.training import train as run_training  # torch loads only when a command needs it
+    from vidcls.training.loop import train as run_training  # torch loads only when a command needs it
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if leakage_check == "on" and not resume and os.environ.get("RANK", "0") == "0":  # torchrun: its first process only
-        from vidcls.layout import discover_dataset
+        from vidcls.data.discovery import discover_dataset
 
         warn_leakage(discover_dataset(data, seed=seed))
     config = TrainConfig(

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from vidcls.defaults import SERVE_BATCH_WAIT_MS, SERVE_MAX_BATCH, SERVE_MAX_UPLOAD_MB
 from vidcls.errors import VideoReadError
-from vidcls.prediction import VideoClassifier
+from vidcls.inference.prediction import VideoClassifier
 from vidcls.serve.memory import limit_malloc_arenas
 from vidcls.serve.predictor import Predictor
 from vidcls.serve.schemas import ErrorResponse, HealthResponse, LabelsResponse, PredictOptions, PredictResponse

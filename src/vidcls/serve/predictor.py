@@ -24,12 +24,12 @@ from fastapi import HTTPException
 from PIL import Image
 
 from vidcls.defaults import SERVE_BATCH_WAIT_MS, SERVE_MAX_BATCH
-from vidcls.preprocess import WindowBatch
-from vidcls.prediction import VideoClassifier, file_warnings
+from vidcls.data.views import WindowBatch
+from vidcls.inference.prediction import VideoClassifier, file_warnings
 from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.schemas import PredictOptions, PredictResponse
-from vidcls.video_io import probe_video
-from vidcls.view_options import ViewOptions
+from vidcls.data.video_io import probe_video
+from vidcls.inference.options import ViewOptions
 
 MAX_WINDOWS = 512  # one decoded clip per window: bounds the work a single request can ask for
 THUMBNAIL_SIDE = 112

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, field_validator
 
 from vidcls.defaults import TOP_K
-from vidcls.sampling import DEFAULT_CLIPS, Sampling
-from vidcls.view_options import CROPS, ViewOptions
+from vidcls.data.sampling import DEFAULT_CLIPS, Sampling
+from vidcls.inference.options import CROPS, ViewOptions
 
 MAX_CLIPS = 32  # more clips cost linearly and stop changing the answer long before this
 

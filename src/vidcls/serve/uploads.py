@@ -32,7 +32,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from vidcls.video_files import VIDEO_EXTENSIONS
+from vidcls.data.files import VIDEO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from vidcls.errors import DatasetError, VideoReadError
-from vidcls.layout import VideoRecord
-from vidcls.preprocess import train_views, video_views
-from vidcls.clip_spec import ClipSpec
-from vidcls.transforms import EvalTransform, TrainTransform
-from vidcls.video_io import KeptVideos
+from vidcls.data.discovery import VideoRecord
+from vidcls.data.views import train_views, video_views
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.data.transforms import EvalTransform, TrainTransform
+from vidcls.data.video_io import KeptVideos
 
 logger = logging.getLogger(__name__)
 

@@ -34,13 +34,13 @@ from transformers import (
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from vidcls.errors import ModelError
-from vidcls.pretrained import PRETRAINED, fine_tune_spec, pretrained_model_dir
-from vidcls import modeling_i3d, modeling_motion_cnn
-from vidcls.modeling_i3d import I3DConfig, I3DForVideoClassification
-from vidcls.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
-from vidcls.sampling import DEFAULT_SAMPLING, check_sampling
-from vidcls.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
-from vidcls.clip_spec import ClipSpec
+from vidcls.models.pretrained import PRETRAINED, fine_tune_spec, pretrained_model_dir
+from vidcls.models import modeling_i3d, modeling_motion_cnn
+from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
+from vidcls.models.modeling_motion_cnn import MotionCNNConfig, MotionCNNForVideoClassification
+from vidcls.data.sampling import DEFAULT_SAMPLING, check_sampling
+from vidcls.models.onnx_runtime import OnnxVideoClassifier, is_onnx_export, load_onnx_classifier
+from vidcls.data.clip_spec import ClipSpec
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def load_model(name: str, device: torch.device | str = "cpu") -> LoadedModel:
 
 def model_source(name: str) -> str:
     """Where a model name is read from: a pretrained model's cached folder (obtained and converted on
-    first use, `vidcls.pretrained`), else the name itself (a preset, a directory or a hub id)."""
+    first use, `vidcls.models.pretrained`), else the name itself (a preset, a directory or a hub id)."""
     if name in PRETRAINED and not Path(name).is_dir():
         return str(pretrained_model_dir(name))
     return name

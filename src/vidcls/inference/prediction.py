@@ -2,7 +2,7 @@
 
 `VideoClassifier` loads a model once and is what the CLI, the Python API and the HTTP
 server share. Inference is three stages as in transformers' pipeline: `preprocess`
-(file -> uint8 views, `vidcls.preprocess`), forward (`video_probabilities`), `postprocess`
+(file -> uint8 views, `vidcls.data.views`), forward (`video_probabilities`), `postprocess`
 (probabilities -> plain dicts). Frames are sampled as the model was trained (its saved
 `ClipSpec.sampling`); with one clip and one crop a segment-sampled model sees exactly the
 frames and pixels ``transformers.pipeline`` gives it.
@@ -27,12 +27,12 @@ import torch
 
 from vidcls.defaults import PREDICT_BATCH_SIZE
 from vidcls.errors import VideoReadError
-from vidcls.inference import pick_device, video_probabilities
-from vidcls.models import LoadedModel, load_model
-from vidcls.preprocess import VideoViews, WindowBatch, video_views
-from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
-from vidcls.video_io import damage_found
-from vidcls.view_options import ViewOptions
+from vidcls.inference.forward import pick_device, video_probabilities
+from vidcls.models.loading import LoadedModel, load_model
+from vidcls.data.views import VideoViews, WindowBatch, video_views
+from vidcls.data.files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
+from vidcls.data.video_io import damage_found
+from vidcls.inference.options import ViewOptions
 
 T = TypeVar("T")
 

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:  # the model card formats with this module: training must not import evaluation
-    from vidcls.evaluation import EvaluationResult
+from vidcls.publish.markdown import markdown_table, percent
+
+if TYPE_CHECKING:  # the model card shows class tables made here: training must not import evaluation
+    from vidcls.evaluation.evaluate import EvaluationResult
 
 WORST_CLASSES = 5
 CONFUSION_FILE = "confusion_matrix.png"
@@ -142,23 +144,8 @@ def _files(title: str, files: list[dict], note: str, root: str) -> str:
     return f"## {title} ({len(files)})\n\n{note}\n\n{markdown_table(('file', 'reason'), rows)}"
 
 
-def markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """A Markdown table; a `|` inside a cell is escaped so it cannot split the cell."""
-    lines = [_row(header), _row(["---"] * len(header))] + [_row(row) for row in rows]
-    return "\n".join(lines)
-
-
-def _row(cells) -> str:
-    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
-
-
 def _scores(top: list[dict]) -> str:
     return ", ".join(f"{t['label']} {t['score']:.2f}" for t in top)
-
-
-def percent(value: float) -> str:
-    """A 0-1 ratio as a percentage with one decimal."""
-    return f"{100 * value:.1f}%"
 
 
 def _relative(path: str, root: str) -> str:

@@ -2,7 +2,7 @@
 
 The network of Carreira and Zisserman, "Quo Vadis, Action Recognition? A New Model and the
 Kinetics Dataset" (CVPR 2017), written to reproduce DeepMind's released Kinetics-400 weights
-exactly (`vidcls.pretrained` converts them): TensorFlow's "SAME" padding, which pads more after
+exactly (`vidcls.models.pretrained` converts them): TensorFlow's "SAME" padding, which pads more after
 than before when a stride does not divide the input; max pooling that never picks the padding;
 batch normalisation with the checkpoint's epsilon and no learned scale (the scale is kept at one,
 so the converted statistics apply unchanged).

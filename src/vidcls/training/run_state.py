@@ -60,7 +60,7 @@ class RunState:
             improved = True
         else:
             row["val_accuracy_smoothed"] = score = smoothed(history)
-            if "val_loss" in row:  # the plateau rule reads it (vidcls.schedule)
+            if "val_loss" in row:  # the plateau rule reads it (vidcls.training.schedule)
                 row["val_loss_smoothed"] = smoothed(history, "val_loss")
             first = self.best_val_accuracy is None
             best = math.nan if first else smoothed([r for r in history if r["epoch"] <= self.best_epoch])

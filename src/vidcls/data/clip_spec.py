@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vidcls.sampling import DEFAULT_SAMPLING
+from vidcls.data.sampling import DEFAULT_SAMPLING
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -24,7 +24,7 @@ class ClipSpec:
     resize_short_side: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    sampling: str = DEFAULT_SAMPLING  # see `vidcls.sampling`
+    sampling: str = DEFAULT_SAMPLING  # see `vidcls.data.sampling`
 
     def sampled_as(self, sampling: str | None) -> ClipSpec:
         """This spec with another sampling when one is asked for (a --sampling override), else itself."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import DatasetError, VideoReadError
-from vidcls.video_files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
+from vidcls.data.files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _candidate_files(class_dir: Path) -> list[Path]:
 
 
 def _probe(path: Path, decode_all: bool) -> VideoInfo | BadFile:
-    from vidcls.video_io import probe_video  # the decoder loads when files are probed, not at import
+    from vidcls.data.video_io import probe_video  # the decoder loads when files are probed, not at import
 
     if not is_video_file(path):
         return BadFile(path, f"not a video file (extension '{path.suffix}'; read: {' '.join(VIDEO_EXTENSIONS)})")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 from vidcls.defaults import TOP_K
 from vidcls.errors import VidclsError
-from vidcls.sampling import DEFAULT_CLIPS, SAMPLINGS, Sampling
+from vidcls.data.sampling import DEFAULT_CLIPS, SAMPLINGS, Sampling
 
 CROPS = (1, 3)  # a centre crop, or three crops along the long side (VideoMAE's and mmaction2's test views)
 

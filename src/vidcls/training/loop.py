@@ -5,7 +5,7 @@ checkpoint, keep the best. The output folder ends as an ordinary transformers mo
 directory (best weights by validation accuracy) plus `metrics.jsonl`, `training_curve.png`
 and `checkpoints/last.pt`, from which `resume=True` continues after a kill.
 
-Under `torchrun` or `accelerate launch` the same loop runs data-parallel (`vidcls.distributed`):
+Under `torchrun` or `accelerate launch` the same loop runs data-parallel (`vidcls.training.distributed`):
 `batch_size` stays the batch of one optimizer step over all processes, each process trains on
 its share of every step and scores its share of the validation videos, every process reaches
 the same metrics, and only the main one writes.
@@ -29,22 +29,22 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from vidcls import distributed
-from vidcls.datasets import (
+from vidcls.training import distributed
+from vidcls.data.datasets import (
     EpochSampler, EvalClipDataset, KeptBatches, TrainClipDataset, collate_eval, collate_train, default_workers,
     kept_video_budget,
 )
 from vidcls.errors import OutputExistsError, VidclsError
-from vidcls.inference import model_logits, pick_device, score_loader
-from vidcls.layout import (
+from vidcls.inference.forward import model_logits, pick_device, score_loader
+from vidcls.data.discovery import (
     SPLIT_FILE, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
 )
-from vidcls.model_card import CARD_FILE, write_model_card
-from vidcls.models import MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
-from vidcls.pretrained import PRETRAINED, parameter_groups
-from vidcls.run_state import RunState
-from vidcls.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
-from vidcls.train_config import DEFAULT_FINE_TUNE_EPOCHS, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, TrainConfig, names_where
+from vidcls.publish.model_card import CARD_FILE, write_model_card
+from vidcls.models.loading import MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
+from vidcls.models.pretrained import PRETRAINED, parameter_groups
+from vidcls.training.run_state import RunState
+from vidcls.training.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
+from vidcls.training.config import DEFAULT_FINE_TUNE_EPOCHS, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, TrainConfig, names_where
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def resolve_epochs(epochs: int | None, from_scratch: bool, steps_per_epoch: int,
     (264 training clips, batch 8) passes 0.9 validation accuracy after about 600 steps and tells
     a growing object from a shrinking one on held-out videos only after 1,500 to 3,000
     (benchmarks/quality.md). That plan is the longest the default runs: the time budget and the
-    plateau rule (`vidcls.schedule`) end it sooner where the machine is slow or the work is done.
+    plateau rule (`vidcls.training.schedule`) end it sooner where the machine is slow or the work is done.
     """
     if epochs:
         return epochs
@@ -372,7 +372,7 @@ def train(config: TrainConfig) -> TrainResult:
     process a launcher started."""
     with distributed.process_group(pick_device(config.device)) as processes:
         if config.freeze_backbone:
-            from vidcls.linear_probe import train_linear_probe
+            from vidcls.training.linear_probe import train_linear_probe
 
             return train_linear_probe(config, processes)
         return _train(config, processes)
@@ -400,7 +400,7 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
     config.lr = lr
     if schedule.adaptive:  # train_args.json records the budget used; epochs stay None: the plan adapts
         config.time_budget = (schedule.budget_seconds or 0) / 60
-    # The schedule is the LambdaLR factor: the scheduler's state dict carries its cuts (vidcls.schedule).
+    # The schedule is the LambdaLR factor: the scheduler's state dict carries its cuts (vidcls.training.schedule).
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state = RunState()
     if config.resume:

@@ -16,10 +16,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from vidcls.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
-from vidcls.clip_spec import ClipSpec
-from vidcls.transforms import EvalTransform, TrainTransform
-from vidcls.video_io import KeptVideos, VideoInfo, read_clips, read_video, stream_frames
+from vidcls.data.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.data.transforms import EvalTransform, TrainTransform
+from vidcls.data.video_io import KeptVideos, VideoInfo, read_clips, read_video, stream_frames
 
 
 # Windows scored per forward when a timeline streams through the model: few enough that their

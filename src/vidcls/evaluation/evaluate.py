@@ -1,7 +1,7 @@
 """Score a trained model on a dataset split: multi-view testing, metrics, per-video predictions.
 
 Each video is scored as VideoMAE and mmaction2 test it: ``clips`` test clips (sampled as the
-model was trained, `vidcls.sampling`) x 1 or 3 crops, softmax averaged over those views (`EvalClipDataset` +
+model was trained, `vidcls.data.sampling`) x 1 or 3 crops, softmax averaged over those views (`EvalClipDataset` +
 `video_probabilities`, the same code as training's validation and `predict`).
 
 Default views (`ViewOptions()`): `DEFAULT_CLIPS` clips x 1 centre crop, the `predict` default, so the accuracy
@@ -27,16 +27,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vidcls.audit import leakage_warning
-from vidcls.datasets import EvalClipDataset, collate_eval, default_workers
+from vidcls.audit.core import leakage_warning
+from vidcls.data.datasets import EvalClipDataset, collate_eval, default_workers
 from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.errors import DatasetError, ModelError, VidclsError
-from vidcls.inference import pick_device, score_loader
-from vidcls.layout import DatasetIndex, VideoRecord, discover_dataset
-from vidcls.models import LoadedModel, load_model, spec_as_dict
-from vidcls.prediction import top_k_labels
-from vidcls.clip_spec import ClipSpec
-from vidcls.view_options import ViewOptions
+from vidcls.inference.forward import pick_device, score_loader
+from vidcls.data.discovery import DatasetIndex, VideoRecord, discover_dataset
+from vidcls.models.loading import LoadedModel, load_model, spec_as_dict
+from vidcls.inference.prediction import top_k_labels
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.inference.options import ViewOptions
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def evaluate(
     check_labels(index.labels, loaded)
     started = time.perf_counter()
     if engine == "ray":
-        from vidcls.ray_engine import score_records
+        from vidcls.inference.ray_engine import score_records
 
         probabilities, scored, decode_failures = score_records(
             loaded.name, spec, records, options, workers=workers, batch_size=batch_size, device=device, address=ray_address,

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
-from vidcls.clip_spec import ClipSpec
-from vidcls.layout import TEST_RATIO, VAL_RATIO
-from vidcls.schedule import DEFAULT_TIME_BUDGET_MINUTES
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.data.discovery import TEST_RATIO, VAL_RATIO
+from vidcls.training.schedule import DEFAULT_TIME_BUDGET_MINUTES
 
 DEFAULT_PRESET = "motion"
 DEFAULT_FINE_TUNE_EPOCHS = 10

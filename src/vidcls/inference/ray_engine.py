@@ -36,12 +36,12 @@ import numpy as np
 import torch
 
 from vidcls.errors import DatasetError, OutputExistsError, VideoReadError, VidclsError
-from vidcls.layout import VideoRecord
+from vidcls.data.discovery import VideoRecord
 from vidcls.defaults import RAY_PART_SIZE, RAY_SCORE_BATCH
-from vidcls.prediction import VideoClassifier
-from vidcls.preprocess import video_views
-from vidcls.clip_spec import ClipSpec
-from vidcls.view_options import ViewOptions
+from vidcls.inference.prediction import VideoClassifier
+from vidcls.data.views import video_views
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.inference.options import ViewOptions
 
 INSTALL_HINT = "install the ray extra: pip install -e '.[ray]'"
 GLOB_CHARS = "*?["

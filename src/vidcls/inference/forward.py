@@ -11,8 +11,8 @@ import contextlib
 import torch
 from tqdm.auto import tqdm
 
-from vidcls.clip_spec import ClipSpec
-from vidcls.transforms import normalize_batch
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.data.transforms import normalize_batch
 
 
 def pick_device(device: str | None = None) -> torch.device:

@@ -23,18 +23,18 @@ import transformers
 import yaml
 
 import vidcls
-from vidcls.layout import DatasetIndex
-from vidcls.models import MODELING_FILES, PRESETS
-from vidcls.pretrained import PRETRAINED
-from vidcls.report import class_table, markdown_table, percent
-from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.train_config import names_where
-from vidcls.clip_spec import ClipSpec
+from vidcls.data.discovery import DatasetIndex
+from vidcls.models.loading import MODELING_FILES, PRESETS
+from vidcls.models.pretrained import PRETRAINED
+from vidcls.publish.markdown import markdown_table, percent
+from vidcls.data.sampling import DEFAULT_CLIPS
+from vidcls.training.config import names_where
+from vidcls.data.clip_spec import ClipSpec
 
 if TYPE_CHECKING:
-    from vidcls.evaluation import EvaluationResult
-    from vidcls.run_state import RunState
-    from vidcls.train_config import TrainConfig
+    from vidcls.evaluation.evaluate import EvaluationResult
+    from vidcls.training.run_state import RunState
+    from vidcls.training.config import TrainConfig
 
 CARD_FILE = "README.md"
 TEST_START, TEST_END = "<!-- vidcls:test-scores -->", "<!-- /vidcls:test-scores -->"
@@ -248,6 +248,8 @@ def _test_scores(result: EvaluationResult) -> str:
         ("files that failed", len(result.failed)),
         ("measured", datetime.date.today().isoformat()),
     ]
+    from vidcls.evaluation.report import class_table  # only once there is a test score: training never needs it
+
     return markdown_table(("", "value"), rows) + "\n\n" + class_table(result, result.labels)
 
 

@@ -19,16 +19,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from vidcls import distributed
-from vidcls.datasets import EvalClipDataset, collate_eval
+from vidcls.training import distributed
+from vidcls.data.datasets import EvalClipDataset, collate_eval
 from vidcls.errors import VidclsError
-from vidcls.inference import autocast
-from vidcls.layout import check_trainable, discover_dataset, save_split
-from vidcls.model_card import write_model_card
-from vidcls.models import create_model, save_model
-from vidcls.run_state import RunState
-from vidcls.clip_spec import ClipSpec
-from vidcls.transforms import normalize_batch
+from vidcls.inference.forward import autocast
+from vidcls.data.discovery import check_trainable, discover_dataset, save_split
+from vidcls.publish.model_card import write_model_card
+from vidcls.models.loading import create_model, save_model
+from vidcls.training.run_state import RunState
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.data.transforms import normalize_batch
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def clip_features(
 
 def train_linear_probe(config, processes: distributed.Processes):
     """`training.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
-    from vidcls.training import (  # the run's bookkeeping is training's, shared
+    from vidcls.training.loop import (  # the run's bookkeeping is training's, shared
         METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, write_train_args,
     )
 

@@ -49,7 +49,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidcls.errors import VideoReadError
-from vidcls.video_files import VideoInfo
+from vidcls.data.files import VideoInfo
 
 logger = logging.getLogger(__name__)
 

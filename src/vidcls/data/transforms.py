@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcls.clip_spec import ClipSpec
+from vidcls.data.clip_spec import ClipSpec
 from vidcls.errors import VidclsError
-from vidcls.video_io import ClipWindow, resized_dims
+from vidcls.data.video_io import ClipWindow, resized_dims
 
 # Random short side of a training clip, relative to the crop: the crop keeps 80-100% of the
 # frame's short side. Milder than the guide's 256-320 for a 224 crop (70-88%), which cuts away

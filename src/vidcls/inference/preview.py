@@ -18,13 +18,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from vidcls.errors import ModelError
-from vidcls.inference import video_probabilities
-from vidcls.models import LoadedModel, spec_as_dict
-from vidcls.preprocess import video_views
-from vidcls.prediction import VideoClassifier, top_k_labels
-from vidcls.sampling import Sampling
-from vidcls.clip_spec import ClipSpec
-from vidcls.transforms import denormalize_to_uint8, normalize_batch
+from vidcls.inference.forward import video_probabilities
+from vidcls.models.loading import LoadedModel, spec_as_dict
+from vidcls.data.views import video_views
+from vidcls.inference.prediction import VideoClassifier, top_k_labels
+from vidcls.data.sampling import Sampling
+from vidcls.data.clip_spec import ClipSpec
+from vidcls.data.transforms import denormalize_to_uint8, normalize_batch
 
 DISPLAY_SIZE = 224
 CAPTION_HEIGHT = 36

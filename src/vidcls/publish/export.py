@@ -23,11 +23,11 @@ from typing import Sequence
 import torch
 
 from vidcls.errors import ModelError, OutputExistsError
-from vidcls.inference import video_probabilities
-from vidcls.preprocess import video_views
-from vidcls.sampling import DEFAULT_CLIPS
-from vidcls.models import LoadedModel, load_model, save_processors, save_settings
-from vidcls.onnx_runtime import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, import_onnxruntime, is_onnx_export, load_onnx_classifier
+from vidcls.inference.forward import video_probabilities
+from vidcls.data.views import video_views
+from vidcls.data.sampling import DEFAULT_CLIPS
+from vidcls.models.loading import LoadedModel, load_model, save_processors, save_settings
+from vidcls.models.onnx_runtime import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, import_onnxruntime, is_onnx_export, load_onnx_classifier
 
 logger = logging.getLogger(__name__)
 

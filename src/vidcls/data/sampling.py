@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 if TYPE_CHECKING:
-    from vidcls.clip_spec import ClipSpec
+    from vidcls.data.clip_spec import ClipSpec
 
 # Clips per video at test time, in `predict` and `evaluate`, so the accuracy eval reports is what predict gives.
 DEFAULT_CLIPS = 4

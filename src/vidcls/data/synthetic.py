@@ -138,7 +138,7 @@ def write_synthetic_dataset(
     out.mkdir(parents=True, exist_ok=True)
     # The marker goes first so an interrupted run can still be replaced with --overwrite.
     marker = {
-        "generator": "vidcls.synthetic", "per_class": per_class, "seed": seed, "layout": layout,
+        "generator": "vidcls.data.synthetic", "per_class": per_class, "seed": seed, "layout": layout,
         "video_format": video_format, "difficulty": difficulty, "width": width, "height": height, "fps": fps,
     }
     (out / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""Scoring a model on a dataset split, and the report a person reads."""

@@ -1,0 +1,1 @@
+"""Training runs: the config, the loop, run state, the schedule, distributed processes, the linear probe."""
