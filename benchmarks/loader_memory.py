@@ -30,7 +30,7 @@ from vidcls.benchmarking import GUIDE_SPEC
 from vidcls.data.discovery import DatasetIndex, VideoRecord
 from vidcls.models.loading import create_model
 from vidcls.training.loop import TrainConfig, build_loaders
-from vidcls.data.video_io import probe_video
+from vidcls.data.probe import probe_video
 
 
 def write_still_video(path: Path, seconds: float, fps: int = 25, width: int = 320, height: int = 240) -> Path:

@@ -21,7 +21,8 @@ from vidcls.audit.outliers import find_outliers
 from vidcls.audit.signatures import SignatureCache, compute_signatures, thumbnail_signature
 from vidcls.cli import app
 from vidcls.data.discovery import discover_dataset
-from vidcls.data.video_io import probe_video, read_frames
+from vidcls.data.decode import read_frames
+from vidcls.data.probe import probe_video
 from vidcls.inference.options import ViewOptions
 
 runner = CliRunner()

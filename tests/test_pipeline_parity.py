@@ -26,7 +26,8 @@ def video(tmp_path_factory):
 def test_torchcodec_imports_and_decodes_the_frames_pyav_reads(video):
     from torchcodec.decoders import VideoDecoder
 
-    from vidcls.data.video_io import probe_video, read_frames
+    from vidcls.data.decode import read_frames
+    from vidcls.data.probe import probe_video
 
     decoder = VideoDecoder(str(video), seek_mode="exact")
     assert decoder.metadata.num_frames == probe_video(video).num_frames == 57
@@ -80,7 +81,8 @@ def test_on_variable_frame_rate_the_pipeline_spreads_frames_by_count_and_vidcls_
 
     from vidcls.data.sampling import segment_indices
     from vidcls.data.transforms import EvalTransform
-    from vidcls.data.video_io import probe_video, read_frames
+    from vidcls.data.decode import read_frames
+    from vidcls.data.probe import probe_video
 
     stamps = [0, 40, 80, 200, 240, 280, 400, 440, 480, 600, 640, 680, 800, 840, 880, 1000]  # ms, gaps
     path = write_vfr_video(tmp_path / "vfr.mkv", stamps)

@@ -20,7 +20,9 @@ from PIL import Image
 
 from videos import label_of, labelled_frames, write_vfr_video
 from vidcls.errors import VideoReadError
-from vidcls.data.video_io import ClipWindow, cut_clips, probe_video, read_all_frames, read_clips, read_frames, read_video
+from vidcls.data.crop import ClipWindow
+from vidcls.data.decode import cut_clips, read_all_frames, read_clips, read_frames
+from vidcls.data.probe import probe_video, read_video
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs the ffmpeg CLI (scripts/setup.sh installs it)"
@@ -191,7 +193,7 @@ def bad_packet(source, tmp_path) -> Path:
 
 
 def test_bad_packet_loses_only_its_frames_and_is_named(bad_packet, caplog):
-    with caplog.at_level(logging.WARNING, logger="vidcls.data.video_io"):  # training reads clips so
+    with caplog.at_level(logging.WARNING, logger="vidcls.data.decode"):  # training reads clips so
         read_clips(bad_packet, [(range(SOURCE_FRAMES), ClipWindow(48, 0, 8, 48))], 48)
     assert f"damaged {bad_packet}: " in caplog.text and "could not be decoded" in caplog.text
     _, indices = assert_reads_as_a_player_shows(bad_packet, decode_all=True)

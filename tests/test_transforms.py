@@ -16,7 +16,7 @@ from vidcls.data.transforms import (
     spatial_crops,
     to_clip_tensor,
 )
-from vidcls.data.video_io import ClipWindow, resized_dims
+from vidcls.data.crop import ClipWindow, resized_dims
 
 
 def position_frames(num_frames: int = 4, height: int = 60, width: int = 80) -> np.ndarray:

@@ -12,18 +12,10 @@ import pytest
 from videos import label_of, labelled_frames, write_vfr_video, write_video
 from vidcls.errors import VideoReadError
 from vidcls.data.files import is_video_file
-from vidcls.data.video_io import (
-    ClipWindow,
-    KeptVideos,
-    _to_rgb,
-    cut_clips,
-    probe_video,
-    read_all_frames,
-    read_clip,
-    read_clips,
-    read_frames,
-    resized_dims,
-)
+from vidcls.data.crop import ClipWindow, resized_dims, to_rgb as _to_rgb
+from vidcls.data.decode import cut_clips, read_all_frames, read_clip, read_clips, read_frames
+from vidcls.data.kept_frames import KeptVideos
+from vidcls.data.probe import probe_video
 
 NUM_FRAMES = 200  # > 150, so reads seek (keyframes every 12 frames) instead of decoding from the start
 

@@ -26,7 +26,7 @@ SHOWN = 20  # pairs and suspects given a strip; the JSON holds them all
 
 def video_row(path: str, caption: str) -> Image.Image:
     """A captioned row of `STRIP_FRAMES` frames spread over the video (grey when it cannot be read)."""
-    from vidcls.data.video_io import read_video
+    from vidcls.data.probe import read_video
 
     spread = lambda info: np.linspace(0, info.num_frames - 1, STRIP_FRAMES).round().astype(int).tolist()  # noqa: E731
     try:

@@ -145,7 +145,7 @@ def global_motion(luma: np.ndarray, step_seconds: float) -> np.ndarray:
 
 def thumbnail_signature(path: Path, info: VideoInfo) -> Signature:
     """Decode the time grid's frames of one video and describe them."""
-    from vidcls.data.video_io import read_video  # the decoder loads when a signature is computed
+    from vidcls.data.probe import read_video  # the decoder loads when a signature is computed
 
     _, frames = read_video(path, sample_indices, short_side=DECODE_SHORT_SIDE, info=info)
     digest = hashlib.sha1(f"{info.num_frames}:{frames.shape}".encode())

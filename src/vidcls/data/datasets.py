@@ -2,8 +2,8 @@
 
 Workers decode and crop in uint8; normalisation happens on the device (see transforms).
 A training clip's scale, crop and flip are drawn before decoding, so the decoder scales only
-the pixels the crop keeps (`video_io.read_clips`); short training videos are decoded once and
-kept in memory (`video_io.KeptVideos`).
+the pixels the crop keeps (`decode.read_clips`); short training videos are decoded once and
+kept in memory (`kept_frames.KeptVideos`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from vidcls.data.discovery import VideoRecord
 from vidcls.data.views import train_views, video_views
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.transforms import EvalTransform, TrainTransform
-from vidcls.data.video_io import KeptVideos
+from vidcls.data.kept_frames import KeptVideos
 
 logger = logging.getLogger(__name__)
 

@@ -108,7 +108,7 @@ def _candidate_files(class_dir: Path) -> list[Path]:
 
 
 def _probe(path: Path, decode_all: bool) -> VideoInfo | BadFile:
-    from vidcls.data.video_io import probe_video  # the decoder loads when files are probed, not at import
+    from vidcls.data.probe import probe_video  # the decoder loads when files are probed, not at import
 
     if not is_video_file(path):
         return BadFile(path, f"not a video file (extension '{path.suffix}'; read: {' '.join(VIDEO_EXTENSIONS)})")

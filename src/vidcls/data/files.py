@@ -1,6 +1,6 @@
 """What counts as a video file, and what probing one tells: plain data, without av or torch.
 
-Apart from `video_io` so that scanning a dataset folder's names and building the CLI do not
+Apart from `probe` and `decode` so that scanning a dataset folder's names and building the CLI do not
 import the decoder and torch (seconds) before a command needs them.
 """
 

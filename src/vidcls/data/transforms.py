@@ -4,7 +4,7 @@ The guide normalises full-size float frames in the data workers; here workers on
 flip uint8 arrays (resizing already happened in swscale while decoding) and
 `normalize_batch` turns a whole uint8 batch into floats on the device, where it is cheap.
 Training goes one step further: `TrainTransform.sample_window` draws the scale, crop and flip
-before decoding, and the decoder (`video_io.read_clip`) produces just those pixels.
+before decoding, and the decoder (`decode.read_clip`) produces just those pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.errors import VidclsError
-from vidcls.data.video_io import ClipWindow, resized_dims
+from vidcls.data.crop import ClipWindow, resized_dims
 
 # Random short side of a training clip, relative to the crop: the crop keeps 80-100% of the
 # frame's short side. Milder than the guide's 256-320 for a 224 crop (70-88%), which cuts away

@@ -19,7 +19,10 @@ import torch
 from vidcls.data.sampling import eval_clip_indices, train_clip_indices, window_clip_indices
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.transforms import EvalTransform, TrainTransform
-from vidcls.data.video_io import KeptVideos, VideoInfo, read_clips, read_video, stream_frames
+from vidcls.data.decode import read_clips, stream_frames
+from vidcls.data.files import VideoInfo
+from vidcls.data.kept_frames import KeptVideos
+from vidcls.data.probe import read_video
 
 
 # Windows scored per forward when a timeline streams through the model: few enough that their

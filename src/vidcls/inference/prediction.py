@@ -31,7 +31,7 @@ from vidcls.inference.forward import pick_device, video_probabilities
 from vidcls.models.loading import LoadedModel, load_model
 from vidcls.data.views import VideoViews, WindowBatch, video_views
 from vidcls.data.files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
-from vidcls.data.video_io import damage_found
+from vidcls.data.decode import damage_found
 from vidcls.inference.options import ViewOptions
 
 T = TypeVar("T")

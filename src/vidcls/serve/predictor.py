@@ -28,7 +28,7 @@ from vidcls.data.views import WindowBatch
 from vidcls.inference.prediction import VideoClassifier, file_warnings
 from vidcls.serve.batching import ForwardBatcher
 from vidcls.serve.schemas import PredictOptions, PredictResponse
-from vidcls.data.video_io import probe_video
+from vidcls.data.probe import probe_video
 from vidcls.inference.options import ViewOptions
 
 MAX_WINDOWS = 512  # one decoded clip per window: bounds the work a single request can ask for
