@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from vidcls.cli._app import DeviceOption, LeakageCheckOption, app, console
-from vidcls.cli.audit import warn_leakage
 from vidcls.cli.data import render_bad_files
 from vidcls.data.sampling import Sampling
 from vidcls.training.config import TrainConfig
@@ -51,16 +49,13 @@ def train(
     from vidcls.training.loop import train as run_training  # torch loads only when a command needs it
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if leakage_check == "on" and not resume and os.environ.get("RANK", "0") == "0":  # torchrun: its first process only
-        from vidcls.data.discovery import discover_dataset
-
-        warn_leakage(discover_dataset(data, seed=seed))
     config = TrainConfig(
         data=str(data), output=str(output), model=model, epochs=epochs, steps=steps, time_budget=time_budget,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing,
         clips_per_video=clips_per_video, workers=workers, seed=seed, flip=flip,
         early_stopping=early_stopping, freeze_backbone=freeze_backbone, resume=resume, overwrite=overwrite, device=device,
+        leakage_check=leakage_check == "on",
     )
     result = run_training(config)
     if not result.is_main_process:  # under torchrun the main process reports for all

@@ -73,6 +73,9 @@ class TrainConfig:
     resume: bool = setting(False, "Continue the run in OUTPUT from its last checkpoint.", runtime=True, reproduced=False)
     overwrite: bool = setting(False, "Replace a previous run in OUTPUT.", runtime=True, reproduced=False)
     device: str | None = setting(None, runtime=True)  # its option is the one every command shares
+    # Warn, before training, about held-out videos with a copy in train (`vidcls.audit`); its option
+    # (--leakage-check on|off) is the one `vidcls data`, `train` and `eval` share.
+    leakage_check: bool = setting(True, runtime=True, reproduced=False)
     progress: bool = setting(True, cli=False, runtime=True, reproduced=False)
     freeze_backbone: bool = setting(
         False, "Pretrained models (i3d-kinetics400): train the new head only, on clip features computed once.")

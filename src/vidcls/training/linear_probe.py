@@ -23,7 +23,7 @@ from vidcls.training import distributed
 from vidcls.data.datasets import EvalClipDataset, collate_eval
 from vidcls.errors import VidclsError
 from vidcls.inference.forward import autocast
-from vidcls.data.discovery import check_trainable, discover_dataset, save_split
+from vidcls.data.discovery import save_split
 from vidcls.publish.model_card import write_model_card
 from vidcls.models.loading import create_model, save_model
 from vidcls.training.run_state import RunState
@@ -58,7 +58,8 @@ def clip_features(
 def train_linear_probe(config, processes: distributed.Processes):
     """`training.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
     from vidcls.training.loop import (  # the run's bookkeeping is training's, shared
-        METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, write_train_args,
+        METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, training_data,
+        write_train_args,
     )
 
     if config.resume:
@@ -69,8 +70,7 @@ def train_linear_probe(config, processes: distributed.Processes):
     check_output(output, config.resume, config.overwrite)
     device = processes.device
     torch.manual_seed(config.seed)
-    index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
-    check_trainable(index)
+    index = training_data(config, is_main_process=True)
     loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model.to(device).eval()
     if not hasattr(model, "pooled_features"):

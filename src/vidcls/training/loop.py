@@ -81,6 +81,21 @@ class TrainResult:
         )
 
 
+def training_data(config: TrainConfig, is_main_process: bool) -> DatasetIndex:
+    """The dataset as a run reads it: scanned once, refused when it cannot train, and, in the main
+    process of a new run with ``config.leakage_check``, checked for held-out videos with a copy in
+    train, whose scores would measure memory (`vidcls.audit`)."""
+    index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
+    check_trainable(index)
+    if config.leakage_check and not config.resume and is_main_process:
+        from vidcls.audit.core import leakage_warning  # signatures load only when the check runs
+
+        warning = leakage_warning(index, f"vidcls audit {index.root}")
+        if warning:
+            logger.warning("warning: %s", warning)
+    return index
+
+
 def check_output(output: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to touch a used folder unless told (every process checks, before any writes)."""
     if resume:
@@ -387,8 +402,7 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
         config = resumed_config(output, config)
     device = processes.device
     torch.manual_seed(config.seed)
-    index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
-    check_trainable(index)
+    index = training_data(config, processes.is_main)
     loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model.to(device)
     from_scratch = config.model in PRESETS
