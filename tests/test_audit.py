@@ -15,7 +15,6 @@ from PIL import Image
 from typer.testing import CliRunner
 from videos import moving_square, write_video
 
-from vidcls.audit.core import thumbnail_signatures
 from vidcls.audit.duplicates import NEAR_DUPLICATE_DISTANCE, candidate_pairs, find_duplicates, frame_set_distance
 from vidcls.audit.label_issues import fold_assignment, rank_label_issues
 from vidcls.audit.outliers import find_outliers

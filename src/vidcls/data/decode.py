@@ -352,9 +352,8 @@ _SEEK_GAP_FRAMES = 150
 
 # With one, a seek is made when the keyframe it lands on skips more than this many frames that
 # decoding on would pass through. A seek flushes the decoder: on H.264 with B-frames it costs
-# about what decoding 6 frames does. Measured, CPU per clip: a 16-frame segment clip of a 256x192
-# H.264 file (keyframe a second, ~100 frames) 31.6 ms at 2, 29.1 at 8, 28.3 never seeking;
-# an 8-frame clip of a 175-frame MPEG-4 AVI (keyframe every 12) 3.3-3.8 ms at 2 or 8, 5.9 never.
+# about what decoding 6 frames does (the threshold's measurements: benchmarks/README.md, "Figures
+# behind defaults").
 _SEEK_SKIPS_FRAMES = 8
 
 

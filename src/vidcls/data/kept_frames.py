@@ -22,9 +22,9 @@ class KeptVideos:
     """Training videos decoded once and kept in memory (as `read_all_frames` gives them), up to
     ``budget`` bytes; clips of a kept video are cut without decoding (`cut_clips`).
 
-    Why: a segment clip of an H.264 video with B-frames decodes nearly the whole video, about
-    29 CPU ms for a 3 s 256x192 clip, half of what the `motion` preset's training step costs,
-    and training reads every video once per epoch for dozens of epochs. Frames are kept scaled
+    Why: a segment clip of an H.264 video with B-frames decodes nearly the whole video, as much
+    CPU as half the `motion` preset's training step (benchmarks/README.md, "Figures behind
+    defaults"), and training reads every video once per epoch for dozens of epochs. Frames are kept scaled
     down to the largest short side training asks for, so a few hundred short videos fit in a
     few hundred MB. Videos longer than ``max_frames``, or past the budget, are decoded per clip,
     from the same scaled-down frames: a clip has the same pixels whether its video was kept.

@@ -196,17 +196,13 @@ def iter_predict(
 
 
 def predict(
-    model: str | Path | LoadedModel,
-    paths: Iterable[str | Path],
-    options: ViewOptions = ViewOptions(),
-    *,
-    device: str | None = None,
-    batch_size: int | None = None,
+    model: str | Path | LoadedModel, paths: Iterable[str | Path], options: ViewOptions = ViewOptions(), **run,
 ) -> list[dict]:
     """Classify files and folders of videos (searched recursively); a file that fails gives {"path", "error"}.
 
     Each result is a plain dict: path, top_k ([{"label", "score"}]), duration (s), windows
     (per-``options.window``-seconds top-k, empty without a window) and warnings. One bad file
-    never stops the rest. ``batch_size`` videos per forward (default `PREDICT_BATCH_SIZE`).
+    never stops the rest. ``run``: device, and batch_size videos per forward (default
+    `PREDICT_BATCH_SIZE`), as `iter_predict` takes them.
     """
-    return list(iter_predict(model, paths, options, device=device, batch_size=batch_size))
+    return list(iter_predict(model, paths, options, **run))

@@ -47,7 +47,7 @@ INSTALL_HINT = "install the ray extra: pip install -e '.[ray]'"
 GLOB_CHARS = "*?["
 MAX_BLOCKS = 1000  # paths per block grow past this many files, so Ray's per-block overhead stays small
 DECODE_BATCH = 4  # files per decode call
-# A model copy's working set (the motion preset's actor peaks at 1.0 GiB: torch, decoder, model).
+# A model copy's working set: torch, decoder and model, with room (benchmarks/README.md, "Figures behind defaults").
 # Requesting it also keeps Ray from fusing the decode tasks into the actors (it fuses stages whose
 # resource requests are equal), so files decode in parallel CPU tasks.
 ACTOR_MEMORY = 3 << 29  # 1.5 GiB

@@ -97,8 +97,7 @@ def _session_options(onnxruntime):
     benchmark's ``--threads``) governs both engines and they are compared on equal cores.
 
     Idle intra-op threads sleep instead of spinning: `predict` decodes the next videos in other
-    threads during the forward, and spinning threads took their cores (2 cores, 2 threads:
-    11.6 -> 7.6 ms per video with spinning off, 12.5 -> 8.9 CPU ms).
+    threads during the forward, and spinning threads took their cores (benchmarks/README.md).
     """
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()

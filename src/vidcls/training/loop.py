@@ -188,9 +188,8 @@ def write_train_args(
 
 def training_workers(device: torch.device) -> int:
     """Loader processes for training: as many as feed a GPU; on the CPU one per 4 cores (at least
-    one), so the training step keeps its threads on the other cores. Measured on 2 cores with the
-    motion preset: 1 worker + 2 step threads, 34 clips/s; 2 workers + 1 thread, 23 (data wait < 3%
-    either way)."""
+    one), so the training step keeps its threads on the other cores (benchmarks/README.md, "Figures
+    behind defaults")."""
     if device.type == "cuda":
         return default_workers()
     return max(1, (os.cpu_count() or 1) // 4)
@@ -232,9 +231,8 @@ def resolve_epochs(epochs: int | None, from_scratch: bool, steps_per_epoch: int,
     MIN_SCRATCH_STEPS from scratch.
 
     A model trained from scratch needs a number of optimizer steps, not of epochs: on a small
-    dataset 10 epochs are a few dozen steps, far too few. The `motion` preset on cluttered motion
-    (264 training clips, batch 8) passes 0.9 validation accuracy after about 600 steps and tells
-    a growing object from a shrinking one on held-out videos only after 1,500 to 3,000
+    dataset 10 epochs are a few dozen steps, far too few, and the `motion` preset on cluttered
+    motion tells a growing object from a shrinking one on held-out videos only after thousands
     (benchmarks/quality.md). That plan is the longest the default runs: the time budget and the
     plateau rule (`vidcls.training.schedule`) end it sooner where the machine is slow or the work is done.
     """
