@@ -50,7 +50,8 @@ from vidcls.defaults import PREDICT_BATCH_SIZE
 from vidcls.inference.prediction import VideoClassifier
 from vidcls.data.datasets import default_workers
 from vidcls.training.schedule import Schedule
-from vidcls.training.loop import TrainConfig, build_loaders, train_one_epoch
+from vidcls.training.config import NEW_WEIGHTS_LR, TrainConfig
+from vidcls.training.loop import build_loaders, train_one_epoch
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.inference.options import ViewOptions
 
@@ -217,8 +218,9 @@ def measure_loader(
 def measure_training(records, labels, loaded, batch_size, workers, batches, warmup_batches, device, seed) -> dict:
     """`training.train_one_epoch` on ``batches`` batches of the model's own loader, after warm-up steps."""
     model = loaded.model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Schedule.plan(1, batches + warmup_batches, 0.1, "benchmark"))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=NEW_WEIGHTS_LR, weight_decay=TrainConfig.weight_decay)
+    schedule = Schedule.plan(1, batches + warmup_batches, TrainConfig.warmup_ratio, "benchmark")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     loader = _loader(records, labels, loaded, loaded.spec, batch_size, workers, (batches + warmup_batches) * batch_size, device, seed)
     batch_iter = iter(loader)
     # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.

@@ -24,6 +24,8 @@ DEFAULT_PRESET = "motion"
 DEFAULT_FINE_TUNE_EPOCHS = 10
 MIN_SCRATCH_STEPS = 3000  # the default plan from scratch, in optimizer steps (ended sooner by the schedule)
 MAX_AUTO_EPOCHS = 300
+NEW_WEIGHTS_LR = 1e-3  # peak learning rate of weights that start random: a preset, a pretrained model's new head
+FINE_TUNE_LR = 5e-5  # peak learning rate to fine-tune a whole pretrained transformers model
 
 
 def setting(
@@ -52,7 +54,8 @@ class TrainConfig:
     batch_size: int = setting(8, "Clips per optimizer step, over all processes (torchrun) and --grad-accum micro-batches.")
     grad_accum: int = setting(
         1, "Split each step's batch into N micro-batches (less memory, same step).", runtime=True)
-    lr: float | None = setting(None, "Peak learning rate (default: 1e-3 for presets and a new head, 5e-5 to fine-tune).")
+    lr: float | None = setting(
+        None, f"Peak learning rate (default: {NEW_WEIGHTS_LR:g} for presets and a new head, {FINE_TUNE_LR:g} to fine-tune).")
     weight_decay: float = setting(0.05, cli=False)
     warmup_ratio: float = setting(0.1, cli=False)
     num_frames: int | None = setting(None, "Frames per clip (default: the model's).")

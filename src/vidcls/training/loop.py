@@ -44,7 +44,9 @@ from vidcls.models.loading import MODELING_FILES, PRESETS, LoadedModel, create_m
 from vidcls.models.pretrained import PRETRAINED, parameter_groups
 from vidcls.training.run_state import RunState
 from vidcls.training.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
-from vidcls.training.config import DEFAULT_FINE_TUNE_EPOCHS, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, TrainConfig, names_where
+from vidcls.training.config import (
+    DEFAULT_FINE_TUNE_EPOCHS, FINE_TUNE_LR, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, NEW_WEIGHTS_LR, TrainConfig, names_where,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -227,8 +229,8 @@ def build_loaders(
 
 
 def resolve_epochs(epochs: int | None, from_scratch: bool, steps_per_epoch: int, steps: int | None = None) -> int:
-    """The epochs asked for (or those holding ``steps``), else 10 to fine-tune, or enough for
-    MIN_SCRATCH_STEPS from scratch.
+    """The epochs asked for (or those holding ``steps``), else DEFAULT_FINE_TUNE_EPOCHS to fine-tune,
+    or enough for MIN_SCRATCH_STEPS from scratch.
 
     A model trained from scratch needs a number of optimizer steps, not of epochs: on a small
     dataset 10 epochs are a few dozen steps, far too few, and the `motion` preset on cluttered
@@ -404,7 +406,7 @@ def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult
     loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model.to(device)
     from_scratch = config.model in PRESETS
-    lr = config.lr or (1e-3 if from_scratch or config.model in PRETRAINED else 5e-5)  # a new head learns from zero
+    lr = config.lr or (NEW_WEIGHTS_LR if from_scratch or config.model in PRETRAINED else FINE_TUNE_LR)
     optimizer = torch.optim.AdamW(parameter_groups(model, lr, config.model), lr=lr, weight_decay=config.weight_decay)
     train_loader, val_loader = build_loaders(index, loaded, config, device, processes)
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)

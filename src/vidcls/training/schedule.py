@@ -53,8 +53,8 @@ class Schedule:
     warmup_steps: int
     end_step: int
     reason: str
+    warmup_ratio: float  # of the planned steps: TrainConfig.warmup_ratio
     planned_epochs: int = 0  # the plan before any cut
-    warmup_ratio: float = 0.1
     adaptive: bool = False
     budget_seconds: float | None = None
     plateau_patience: int = PLATEAU_MIN_EPOCHS
