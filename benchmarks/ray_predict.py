@@ -2,12 +2,12 @@
 
     .venv/bin/vidcls sample /tmp/ray-bench --per-class 12
     .venv/bin/python benchmarks/lengthen_videos.py /tmp/ray-bench --frames 250    # 10 s videos
-    .venv/bin/python benchmarks/ray_predict.py vidcls-demo/model '/tmp/ray-bench/**/*.avi' --workers 1
+    .venv/bin/python benchmarks/ray_predict.py vidcls-demo/model '/tmp/ray-bench/**/*.avi' --model-copies 1
 
 Prints JSON: CPU ms per video of each stage on one thread (decode + preprocess, model forward),
 local `predict` videos/s on 1 thread and on every core (first result to last, so model loading
 is left out), and the Ray
-engine's start-up seconds and steady videos/s (first row to last) with its workers, the cores Ray
+engine's start-up seconds and steady videos/s (first row to last) with its model copies, the cores Ray
 saw, and the load average before and after. `docs/scale.md` reasons from these figures.
 """
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("manifest", help="a glob or a text file of paths")
-    parser.add_argument("--workers", type=int, default=1, help="Ray model copies")
+    parser.add_argument("--model-copies", type=int, default=1, help="Ray model copies")
     parser.add_argument("--clips", type=int, default=DEFAULT_CLIPS)
     parser.add_argument("--stage-videos", type=int, default=12)
     args = parser.parse_args()
@@ -71,10 +71,10 @@ def main() -> None:
     started = time.perf_counter()
     ray = connect()
     times = arrivals(score_paths(
-        args.model, classifier.spec, paths, ViewOptions(clips=args.clips), workers=args.workers, device="cpu"
+        args.model, classifier.spec, paths, ViewOptions(clips=args.clips), model_copies=args.model_copies, device="cpu"
     ))
     report.update(
-        ray_start_s=times[0] - started, ray_videos_per_s=steady_rate(times), ray_workers=args.workers,
+        ray_start_s=times[0] - started, ray_videos_per_s=steady_rate(times), ray_model_copies=args.model_copies,
         ray_cpus=ray.cluster_resources().get("CPU"), load_after=os.getloadavg(),
     )
     print(json.dumps(report, indent=2))

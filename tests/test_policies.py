@@ -147,3 +147,19 @@ def test_the_trainer_loads_no_evaluation_and_subpackages_load_nothing():
     for init in root.glob("*/__init__.py"):
         if init.parent.name != "cli":  # the CLI's package registers its commands
             assert not [n for n in ast.parse(init.read_text()).body if not isinstance(n, ast.Expr)], init
+
+
+def test_workers_means_loader_processes_in_every_command():
+    from typer.main import get_command
+
+    import vidcls.cli  # noqa: F401  (registers every command)
+    from vidcls.cli._app import app
+
+    commands = get_command(app).commands
+    with_workers = {name for name, command in commands.items() if any(p.name == "workers" for p in command.params)}
+    assert {"train", "eval", "audit"} <= with_workers
+    for name in with_workers:
+        (param,) = [p for p in commands[name].params if p.name == "workers"]
+        assert "loader processes" in param.help.lower(), name
+    assert any(p.name == "model_copies" for p in commands["predict"].params)
+    assert any(p.name == "processes" for p in commands["serve"].params)

@@ -66,9 +66,9 @@ def test_object_storage_files_are_decoded_from_a_local_copy(tmp_path):
 
 
 @pytest.mark.slow
-def test_workers_that_would_leave_no_cpu_to_decode_are_refused(ray_address):
-    with pytest.raises(VidclsError, match="2 workers leave none of the cluster's 2 CPUs"):
-        next(score_paths("unused", ClipSpec(), ["a.avi"], ViewOptions(clips=1), workers=2, device="cpu"))
+def test_model_copies_that_would_leave_no_cpu_to_decode_are_refused(ray_address):
+    with pytest.raises(VidclsError, match="2 model copies leave none of the cluster's 2 CPUs"):
+        next(score_paths("unused", ClipSpec(), ["a.avi"], ViewOptions(clips=1), model_copies=2, device="cpu"))
 
 
 def _videos_with_broken_files(broken_dataset, folder: Path) -> tuple[list[Path], list[Path]]:
@@ -149,10 +149,10 @@ def _assert_same(local, remote, where: str = "result") -> None:
 
 def test_eval_on_ray_gives_the_local_json(trained_model, broken_dataset, ray_address, tmp_path):
     results = {}
-    for engine, workers in (("local", "0"), ("ray", "1")):
+    for engine, parallel in (("local", ["--workers", "0"]), ("ray", ["--model-copies", "1"])):
         out = tmp_path / f"{engine}.json"
         done = CliRunner().invoke(app, ["eval", str(trained_model), str(broken_dataset[0]), "--split", "train",
-                                        "--engine", engine, "--workers", workers, "--json", str(out)])
+                                        "--engine", engine, *parallel, "--json", str(out)])
         assert done.exit_code == 0, done.output
         results[engine] = json.loads(out.read_text())
     assert results["local"]["failed"] and results["local"]["num_videos"] == 18  # the train split's broken files

@@ -267,7 +267,7 @@ def test_cli_runs_uvicorn_on_localhost_with_the_settings(monkeypatch, trained_mo
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: calls.append((target, kwargs)))
     monkeypatch.setenv(SETTINGS_ENV, "{}")  # restored (unset) after the test; the command overwrites it
-    result = CliRunner().invoke(cli, ["serve", str(trained_model), "--max-upload-mb", "5", "--workers", "2"])
+    result = CliRunner().invoke(cli, ["serve", str(trained_model), "--max-upload-mb", "5", "--processes", "2"])
     assert result.exit_code == 0, result.output
     target, kwargs = calls[0]
     assert target == "vidcls.serve.app:create_app_from_env" and kwargs["factory"] is True

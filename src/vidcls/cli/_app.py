@@ -29,8 +29,11 @@ SamplingOption = Annotated[
 ]
 EngineOption = Annotated[
     Literal["local", "ray"],
-    typer.Option(help="local: this process; ray: Ray Data tasks decode, --workers actors run the model "
+    typer.Option(help="local: this process; ray: Ray Data tasks decode, --model-copies actors run the model "
                  "(pip install -e '.[ray]'; a Ray instance started here, or --ray-address)."),
+]
+ModelCopiesOption = Annotated[
+    Optional[int], typer.Option(min=1, help="With --engine ray: copies of the model, one Ray actor each (default: one per GPU, else 1).")
 ]
 RayAddressOption = Annotated[
     Optional[str],

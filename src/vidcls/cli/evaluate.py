@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from vidcls.cli._app import (
-    DeviceOption, EngineOption, LeakageCheckOption, RayAddressOption, SamplingOption, WorkersOption, app, console, console_err,
+    DeviceOption, EngineOption, LeakageCheckOption, ModelCopiesOption, RayAddressOption, SamplingOption, WorkersOption, app,
+    console, console_err,
 )
 from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.data.sampling import DEFAULT_CLIPS
@@ -56,6 +57,7 @@ def evaluate_command(
     sampling: SamplingOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Videos per forward batch.")] = EVAL_BATCH_SIZE,
     workers: WorkersOption = None,
+    model_copies: ModelCopiesOption = None,
     json_out: Annotated[
         Optional[Path], typer.Option("--json", help="Write every figure and prediction to this JSON file.")
     ] = None,
@@ -73,7 +75,7 @@ def evaluate_command(
     result = vidcls.evaluate(
         model, data, report=report, options=ViewOptions(clips=clips, crops=crops, sampling=sampling), split=split,
         batch_size=batch_size,
-        workers=workers, device=device, progress=True, engine=engine, ray_address=ray_address,
+        workers=workers, model_copies=model_copies, device=device, progress=True, engine=engine, ray_address=ray_address,
         leakage_check=leakage_check == "on",
     )
     _say(_summary(result))

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vidcls.cli._app import DeviceOption, EngineOption, RayAddressOption, SamplingOption, app, console, console_err
+from vidcls.cli._app import (
+    DeviceOption, EngineOption, ModelCopiesOption, RayAddressOption, SamplingOption, app, console, console_err,
+)
 from vidcls.defaults import PREDICT_BATCH_SIZE, RAY_PART_SIZE, RAY_SCORE_BATCH, TOP_K
 from vidcls.data.sampling import DEFAULT_CLIPS
 from vidcls.inference.options import ViewOptions
@@ -68,7 +70,7 @@ def predict(
     output: Annotated[
         Optional[str], typer.Option(help="With --engine ray: a folder of Parquet parts (one table for pandas); a rerun skips paths in it.")
     ] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="With --engine ray: model copies (default: one per GPU, else 1).")] = None,
+    model_copies: ModelCopiesOption = None,
     part_size: Annotated[int, typer.Option(min=1, help="With --engine ray: rows per Parquet part (what a kill can lose).")] = RAY_PART_SIZE,
     ray_address: RayAddressOption = None,
 ) -> None:
@@ -78,7 +80,7 @@ def predict(
     if engine == "ray":
         return _predict_on_ray(
             model, paths, manifest, output, options,
-            workers=workers, part_size=part_size, batch_size=batch_size, device=device, address=ray_address,
+            model_copies=model_copies, part_size=part_size, batch_size=batch_size, device=device, address=ray_address,
         )
     if not paths or manifest or output:
         raise typer.BadParameter("give video files or folders; --manifest and --output go with --engine ray")

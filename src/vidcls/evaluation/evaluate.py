@@ -80,6 +80,7 @@ def evaluate(
     split: str = "test",
     batch_size: int = EVAL_BATCH_SIZE,
     workers: int | None = None,
+    model_copies: int | None = None,
     device: str | None = None,
     progress: bool = False,
     engine: str = "local",
@@ -92,7 +93,7 @@ def evaluate(
     model was trained with); a timeline window has no place in an evaluation and is refused.
     ``device`` applies when the model is loaded here; a `LoadedModel` stays where it is.
     ``engine="ray"`` scores the videos
-    on Ray (`ray_engine`: ``workers`` model copies, at ``ray_address`` or RAY_ADDRESS) with the
+    on Ray (`ray_engine`: ``model_copies`` actors run the model, at ``ray_address`` or RAY_ADDRESS) with the
     same views and metrics. ``leakage_check`` compares the split's videos with the other splits'
     (`vidcls.audit.leakage_warning`) and says in the result when some have a copy there.
     """
@@ -108,7 +109,8 @@ def evaluate(
         from vidcls.inference.ray_engine import score_records
 
         probabilities, scored, decode_failures = score_records(
-            loaded.name, spec, records, options, workers=workers, batch_size=batch_size, device=device, address=ray_address,
+            loaded.name, spec, records, options, model_copies=model_copies, batch_size=batch_size, device=device,
+            address=ray_address,
         )
     else:
         probabilities, scored, decode_failures = score_videos(

@@ -198,19 +198,19 @@ class ViewScorer:
 
 def score_paths(
     model: str, spec: ClipSpec, paths: list[str], options: ViewOptions, *,
-    workers: int | None, device: str | None, batch_size: int = RAY_SCORE_BATCH,
+    model_copies: int | None, device: str | None, batch_size: int = RAY_SCORE_BATCH,
 ) -> Iterator[dict]:
     """Per file, as each finishes (no fixed order): path, error ("" when read), duration,
     probabilities (classes,) on ``options``' views and window_probabilities (windows, classes)
     with their spans.
-    ``workers`` model copies (default: one per GPU of the cluster, else 1); call `connect` first."""
+    ``model_copies`` Ray actors run the model (default: one per GPU of the cluster, else 1); call `connect` first."""
     ray = import_ray()
     resources = ray.cluster_resources()
     gpus = 0 if (device or "cuda").startswith("cpu") else int(resources.get("GPU", 0))
-    workers = workers or max(gpus, 1)
-    if workers >= resources.get("CPU", 0):  # each worker holds a CPU: none would be left to decode
-        raise VidclsError(f"{workers} workers leave none of the cluster's {resources.get('CPU', 0):g} CPUs to decode videos; "
-                          "use fewer --workers")
+    model_copies = model_copies or max(gpus, 1)
+    if model_copies >= resources.get("CPU", 0):  # each copy holds a CPU: none would be left to decode
+        raise VidclsError(f"{model_copies} model copies leave none of the cluster's {resources.get('CPU', 0):g} CPUs to "
+                          "decode videos; use fewer --model-copies")
     dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(len(paths), MAX_BLOCKS))
     dataset = dataset.map_batches(
         decode_views, fn_kwargs=dict(spec=spec, options=options), batch_size=DECODE_BATCH,
@@ -218,7 +218,7 @@ def score_paths(
     )
     dataset = dataset.map_batches(
         ViewScorer, fn_constructor_kwargs=dict(model=model, device=device), batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=1 if gpus else 0,
+        compute=ray.data.ActorPoolStrategy(size=model_copies), num_gpus=1 if gpus else 0,
         memory=ACTOR_MEMORY,
     )
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -328,7 +328,7 @@ class BatchPredictionSummary:
 
 
 def predict_to_parquet(
-    model: str, manifest: str, output: str, options: ViewOptions = ViewOptions(), *, workers: int | None = None,
+    model: str, manifest: str, output: str, options: ViewOptions = ViewOptions(), *, model_copies: int | None = None,
     part_size: int = RAY_PART_SIZE, batch_size: int | None = None, device: str | None = None,
     address: str | None = None,
 ) -> BatchPredictionSummary:
@@ -347,7 +347,7 @@ def predict_to_parquet(
         connect(address)
         classifier = VideoClassifier(model, "cpu")  # the driver's copy: labels and clip settings
         scored = score_paths(
-            model, classifier.spec.sampled_as(options.sampling), todo, options, workers=workers, device=device,
+            model, classifier.spec.sampled_as(options.sampling), todo, options, model_copies=model_copies, device=device,
             batch_size=batch_size or RAY_SCORE_BATCH,
         )
         for result in scored:
@@ -366,7 +366,7 @@ def predict_to_parquet(
 
 
 def score_records(
-    model: str, spec: ClipSpec, records: list[VideoRecord], options: ViewOptions, *, workers: int | None = None,
+    model: str, spec: ClipSpec, records: list[VideoRecord], options: ViewOptions, *, model_copies: int | None = None,
     batch_size: int = RAY_SCORE_BATCH, device: str | None = None, address: str | None = None,
 ) -> tuple[torch.Tensor, list[int], list[dict]]:
     """What `evaluation.score_videos` returns, computed on Ray: probabilities of the readable videos
@@ -375,7 +375,7 @@ def score_records(
     position = {str(record.path): i for i, record in enumerate(records)}
     scored, failed = {}, {}
     rows = score_paths(
-        model, spec, list(position), options, workers=workers, device=device, batch_size=batch_size
+        model, spec, list(position), options, model_copies=model_copies, device=device, batch_size=batch_size
     )
     for row in rows:
         at = position[row["path"]]
