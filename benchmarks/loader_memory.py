@@ -7,7 +7,7 @@ a read seeks to the clip and decodes only its span, converting each frame as it 
 
 Writes both videos (320x240 MPEG-4 AVI, 25 fps, a small square moving over a still
 background, so the long one encodes in well under a minute) to a temporary folder, then
-runs the guide-setting loader (`training.build_loaders`, 16x4 clips, 224 crops, batch 8) on
+runs the guide-setting loader (`training.loop.build_loaders`, 16x4 clips, 224 crops, batch 8) on
 each and prints the peak RSS of the main process and of each worker, sampled every 10 ms.
 """
 

@@ -6,7 +6,7 @@ Writes a small (64x64, 25 fps, MPEG-4) video of each length with PyAV and an unt
 model, then runs `predict` with ``--window`` on each video in a fresh process, once per length,
 and prints JSON: per length, the peak RSS (MB) of that process, the windows scored and the
 seconds taken, plus the load average. Windows are decoded and scored a batch at a time and only
-their scores kept (`preprocess.window_views`), so a 30-minute video should peak within 10% of a
+their scores kept (`data.views.window_views`), so a 30-minute video should peak within 10% of a
 1-minute one. `--no-window` measures the whole-video prediction alone for comparison.
 """
 

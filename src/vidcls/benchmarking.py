@@ -4,11 +4,11 @@ Four figures, each against the baseline it is meant to beat (measured figures: b
 
 - ``loader_clips_per_s``: the training loader at the guide's settings (16 frames every 4th,
   random 224 crop, flip, batch 8; the short side is drawn from vidcls's ``TRAIN_SCALE_RANGE``,
-  224-280, where the guide draws 256-320), built by `training.build_loaders` with vidcls' default
+  224-280, where the guide draws 256-320), built by `training.loop.build_loaders` with vidcls' default
   workers, counted as the training step receives batches. The target is 100. The guide's own
   pytorchvideo loader no longer imports with today's torchvision, so it is not run beside it and
   no ratio against it is printed.
-- ``train_clips_per_s`` / ``data_wait_fraction``: `training.train_one_epoch` on the chosen model
+- ``train_clips_per_s`` / ``data_wait_fraction``: `training.loop.train_one_epoch` on the chosen model
   fed by its own loader; the step should wait for data less than 10% of the time.
 - ``predict_ms_per_video`` vs ``pipeline_ms_per_video``: `vidcls predict` (`predict_files`: each
   file opened once, decoded in threads while batches of videos go through the model) and
@@ -183,7 +183,7 @@ def select_records(data: str | Path, videos: int) -> tuple[list[VideoRecord], li
 
 
 def _loader(records, labels, loaded: LoadedModel, spec: ClipSpec, batch_size, workers, clips_needed, device, seed):
-    """The training loader `training.build_loaders` makes, over ``records`` repeated to one long epoch."""
+    """The training loader `training.loop.build_loaders` makes, over ``records`` repeated to one long epoch."""
     repeated = records * math.ceil(clips_needed / len(records))
     index = DatasetIndex(Path("."), "benchmark", labels, {"train": repeated, "val": [], "test": []})
     config = TrainConfig(data="", output="", batch_size=batch_size, workers=workers, seed=seed, progress=False)
@@ -216,7 +216,7 @@ def measure_loader(
 
 
 def measure_training(records, labels, loaded, batch_size, workers, batches, warmup_batches, device, seed) -> dict:
-    """`training.train_one_epoch` on ``batches`` batches of the model's own loader, after warm-up steps."""
+    """`training.loop.train_one_epoch` on ``batches`` batches of the model's own loader, after warm-up steps."""
     model = loaded.model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=NEW_WEIGHTS_LR, weight_decay=TrainConfig.weight_decay)
     schedule = Schedule.plan(1, batches + warmup_batches, TrainConfig.warmup_ratio, "benchmark")

@@ -1,6 +1,6 @@
 """Defaults of the jobs that the CLI and the library share, defined once and torch-free, so a
 command's `--help` shows the value the library uses without loading torch. Training's settings
-live in `train_config.TrainConfig`, a clip's in `transforms.ClipSpec`."""
+live in `training.config.TrainConfig`, a clip's in `data.clip_spec.ClipSpec`."""
 
 TOP_K = 5  # labels returned per video, as transformers' pipeline
 # Videos per forward in `vidcls predict`. On the CPU a forward costs about the same per video

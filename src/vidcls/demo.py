@@ -24,7 +24,7 @@ from vidcls.training.loop import TrainConfig, train
 DEMO_MARKER = ".vidcls-demo"
 # The default schedule with a shorter time budget: the `motion` preset learns the easy synthetic
 # motions (>= 0.98 test top-1) within it on 2 CPU cores, and the whole demo takes a few minutes
-# (benchmarks/speed.md); the budget for your own data is longer (`schedule.DEFAULT_TIME_BUDGET_MINUTES`).
+# (benchmarks/speed.md); the budget for your own data is longer (`training.schedule.DEFAULT_TIME_BUDGET_MINUTES`).
 DEMO_TIME_BUDGET_MINUTES = 2.5
 DEMO_PER_CLASS = 60
 

@@ -1,6 +1,6 @@
 """`ClipSpec`: the frames a model expects, and every clip default, in one torch-free place.
 
-Read from a model once (`models.clip_spec_from`) and passed down to sampling, decoding and the
+Read from a model once (`models.loading.clip_spec_from`) and passed down to sampling, decoding and the
 transforms; the CLI reads its defaults from here without loading torch.
 """
 

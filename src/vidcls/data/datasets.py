@@ -138,7 +138,7 @@ class EvalSample:
 
 
 class EvalClipDataset(Dataset):
-    """``num_clips`` test clips x ``num_crops`` crops per video (`preprocess.video_views`).
+    """``num_clips`` test clips x ``num_crops`` crops per video (`data.views.video_views`).
 
     Failures are returned, not raised, so an evaluation reports them and goes on.
     """

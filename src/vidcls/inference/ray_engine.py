@@ -2,7 +2,7 @@
 
 Ray does the scheduling; this module only says what runs where. A manifest (a glob, or a text
 file of paths, local or in object storage that every node can read) becomes a Ray dataset of
-paths; CPU tasks decode and preprocess each file with `preprocess.video_views` (the views
+paths; CPU tasks decode and preprocess each file with `data.views.video_views` (the views
 `vidcls predict` makes); a pool of actors, one model copy each (a GPU each when the cluster has
 GPUs), scores them with `VideoClassifier.score`; the driver turns probabilities into rows with
 the classifier's own `postprocess` and `timeline`. A file that cannot be read is a row with the
@@ -152,7 +152,7 @@ def local_file(path: str) -> Iterator[str]:
 
 
 def decode_views(batch: dict, spec: ClipSpec, options: ViewOptions) -> dict:
-    """CPU task: each file's uint8 views and window views (`preprocess.video_views`, as `vidcls
+    """CPU task: each file's uint8 views and window views (`data.views.video_views`, as `vidcls
     predict` makes them), or the reason it cannot be read (empty views)."""
     clip_shape = (spec.num_frames, 3, spec.crop_size, spec.crop_size)
     out = {name: [] for name in ("path", "error", "duration", "views", "windows", "spans")}
@@ -369,7 +369,7 @@ def score_records(
     model: str, spec: ClipSpec, records: list[VideoRecord], options: ViewOptions, *, model_copies: int | None = None,
     batch_size: int = RAY_SCORE_BATCH, device: str | None = None, address: str | None = None,
 ) -> tuple[torch.Tensor, list[int], list[dict]]:
-    """What `evaluation.score_videos` returns, computed on Ray: probabilities of the readable videos
+    """What `evaluation.evaluate.score_videos` returns, computed on Ray: probabilities of the readable videos
     in ``records`` order, their positions, and the failures ({"path", "reason"}) in that order."""
     connect(address)
     position = {str(record.path): i for i, record in enumerate(records)}

@@ -1,9 +1,9 @@
 """Run an exported model (`vidcls export`) with onnxruntime, behind the interface the jobs use.
 
-`inference.video_probabilities`, evaluation and the server call a model as
+`inference.forward.video_probabilities`, evaluation and the server call a model as
 ``model(pixel_values=...).logits``, read its device from ``next(model.parameters()).device`` and
 its labels from ``model.config``. `OnnxVideoClassifier` offers exactly that, so predict, eval and
-serve take an exported directory through `models.load_model` with no code of their own.
+serve take an exported directory through `models.loading.load_model` with no code of their own.
 onnxruntime is an optional extra: it is imported only when an exported model is loaded.
 """
 

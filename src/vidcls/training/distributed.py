@@ -109,7 +109,7 @@ def wrap(model: torch.nn.Module, processes: Processes) -> torch.nn.Module:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[processes.device.index])
     else:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
-    # inference.model_logits names the model's input (pixel_values_videos for V-JEPA 2) from this.
+    # inference.forward.model_logits names the model's input (pixel_values_videos for V-JEPA 2) from this.
     wrapped.main_input_name = getattr(model, "main_input_name", "pixel_values")
     return wrapped
 

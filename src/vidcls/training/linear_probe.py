@@ -56,7 +56,7 @@ def clip_features(
 
 
 def train_linear_probe(config, processes: distributed.Processes):
-    """`training.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
+    """`training.loop.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
     from vidcls.training.loop import (  # the run's bookkeeping is training's, shared
         METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, training_data,
         write_train_args,
