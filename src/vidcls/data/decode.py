@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 
 def open_video(path: str | Path) -> av.container.InputContainer:
+    """The file opened for its first video stream, decoded on one thread; `VideoReadError` naming
+    the file when it is no video."""
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as error:
@@ -58,7 +60,7 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         container.close()
         raise VideoReadError(path, "file holds no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "SLICE"  # FRAME threads double the CPU cost of decoding a 64-frame run
+    stream.thread_type = "SLICE"  # FRAME threads cost more CPU than they save on short runs
     stream.codec_context.thread_count = 1
     return container
 
@@ -70,6 +72,7 @@ def ffmpeg_reason(error: Exception) -> str:
 
 
 def stream_fps(stream: av.video.stream.VideoStream) -> float:
+    """The stream's frame rate as the container states it (25 when it states none)."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(rate) if rate else 25.0
 
