@@ -29,10 +29,11 @@ SIZE = 64
 # Runs in a child process so each length's peak RSS is its own.
 _CHILD = """
 import json, resource, sys, time
+from vidcls.inference.options import ViewOptions
 from vidcls.inference.prediction import predict
 started = time.perf_counter()
 window = float(sys.argv[3]) or None
-(result,) = predict(sys.argv[1], [sys.argv[2]], window=window, device="cpu")
+(result,) = predict(sys.argv[1], [sys.argv[2]], ViewOptions(window=window), device="cpu")
 assert "error" not in result, result
 print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "windows": len(result["windows"]), "seconds": time.perf_counter() - started}))

@@ -24,6 +24,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+from vidcls.inference.options import ViewOptions
 from vidcls.inference.prediction import predict
 
 
@@ -72,7 +73,7 @@ def main() -> None:
     counts: Counter = Counter()
     for clips in (1, 4):
         labels = {}
-        for result in predict(args.model, files, clips=clips, top_k=1, device="cpu"):
+        for result in predict(args.model, files, ViewOptions(clips=clips, top_k=1), device="cpu"):
             stem, kind = Path(result["path"]).name.split(".")[:2]
             labels[stem, kind] = result["top_k"][0]["label"] if "top_k" in result else f"error: {result['error']}"
         for (stem, kind), label in labels.items():

@@ -18,6 +18,7 @@ from vidcls.evaluation.evaluate import evaluate
 from vidcls.training.config import DEFAULT_PRESET
 from vidcls.inference.prediction import predict
 from vidcls.evaluation.report import write_report
+from vidcls.inference.options import ViewOptions
 from vidcls.data.synthetic import write_synthetic_dataset
 from vidcls.training.loop import TrainConfig, train
 
@@ -82,6 +83,6 @@ def run_demo(
 
     video = sorted((data / "test").rglob("*.avi"))[0]
     say(f"4/4 predicting {video}")
-    (prediction,) = predict(model_dir, [video], top_k=3)
+    (prediction,) = predict(model_dir, [video], ViewOptions(top_k=3))
     say("    " + json.dumps(prediction["top_k"]))
     return DemoResult(str(workdir), str(model_dir), str(report_dir), evaluation.top1, prediction, time.perf_counter() - start)
