@@ -6,8 +6,9 @@ For each setting (frames x crop; the short side in DeepMind's 256:224 proportion
 clip (github.com/deepmind/kinetics-i3d, data/v_CricketShot_g04_c01_rgb.gif) classified by the
 Kinetics-400 model (top-1 and its probability: what the setting keeps of the pretrained accuracy,
 on one real clip), and the CPU seconds (process time, all threads: less sensitive to a shared
-machine than wall time) of one forward and of one training step (forward + backward, batch 2) per
-clip (not timed at 64 x 224). Prints a Markdown table (benchmarks/transfer.md).
+machine than wall time) and wall milliseconds of one forward and of one training step (forward +
+backward, batch 2) per clip (the step not timed at 64 x 224), with the load average when each row
+was measured. Prints a Markdown table (benchmarks/transfer.md).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from vidcls.models.pretrained import I3D_KINETICS400
 from vidcls.inference.options import ViewOptions
 
 
-def cpu_seconds(step, repeats: int = 1) -> float:
-    """CPU seconds of ``step`` (best of ``repeats`` after one warm-up run)."""
+def cpu_seconds(step, repeats: int = 1) -> tuple[float, float]:
+    """CPU seconds and wall seconds of ``step`` (the run with least CPU of ``repeats``, after one warm-up run)."""
     step()
     times = []
     for _ in range(repeats):
-        start = time.process_time()
+        cpu, wall = time.process_time(), time.perf_counter()
         step()
-        times.append(time.process_time() - start)
+        times.append((time.process_time() - cpu, time.perf_counter() - wall))
     return min(times)
 
 
@@ -40,10 +41,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("gif")
     parser.add_argument("--settings", nargs="+", default=["64x224", "32x160", "16x160", "16x112", "8x112"])
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs after the warm-up (the least CPU kept)")
     args = parser.parse_args()
     loaded = load_model(I3D_KINETICS400)
     model = loaded.model
-    print("| frames x crop | cricket top-1 | p | forward, CPU s / clip | training step, CPU s / clip | load |")
+    print("| frames x crop | cricket top-1 | p | forward, CPU s / clip (wall ms) | training step, CPU s / clip (wall ms) | load |")
     print("|---|---|---|---|---|---|")
     for setting in args.settings:
         frames, crop = map(int, setting.split("x"))
@@ -52,7 +54,7 @@ def main() -> None:
         pixels = torch.randn(2, frames, 3, crop, crop)
         model.eval()
         with torch.inference_mode():
-            forward = cpu_seconds(lambda: model(pixel_values=pixels[:1]))
+            forward_cpu, forward_wall = cpu_seconds(lambda: model(pixel_values=pixels[:1]), args.repeats)
         model.train()
 
         def train_step() -> None:
@@ -60,9 +62,12 @@ def main() -> None:
             model(pixel_values=pixels, labels=torch.tensor([0, 1])).loss.backward()
 
         # DeepMind's 64 x 224 is the prediction setting, too costly to train on a CPU: not timed.
-        step = f"{cpu_seconds(train_step) / 2:.2f}" if frames * crop**2 <= 32 * 160**2 else "not timed"
-        print(f"| {frames} x {crop} | {top['label']} | {top['score']:.3f} | {forward:.2f} | {step} | "
-              f"{os.getloadavg()[0]:.1f} |", flush=True)
+        step = "not timed"
+        if frames * crop**2 <= 32 * 160**2:
+            step_cpu, step_wall = cpu_seconds(train_step, args.repeats)
+            step = f"{step_cpu / 2:.2f} ({step_wall / 2 * 1000:.0f})"
+        print(f"| {frames} x {crop} | {top['label']} | {top['score']:.3f} | {forward_cpu:.2f} ({forward_wall * 1000:.0f}) | "
+              f"{step} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 with 5, 10 and 30 training videos per class (benchmarks/transfer.md).
 
     python benchmarks/transfer.py WORK [--difficulty easy hard] [--frames 8] [--crop 112]
+    python benchmarks/transfer.py WORK --subsets OUT [--sizes 5 10 30]
 
 Writes `vidcls sample` data (45 clips per class; by group, 29 train / 8 val / 8 test) under WORK, computes
 each video's I3D clip features once (what `vidcls train --freeze-backbone` computes), then trains a
@@ -9,6 +10,11 @@ head per training size on the first N videos per class of train + val (groups ne
 test) for `linear_probe.PROBE_EPOCHS` epochs (no epoch picked on validation data: they train it) and
 scores the test split. Prints a Markdown table row
 per run: test top-1, and the seconds of features (for that N's training videos) and of the head.
+
+With ``--subsets OUT`` it computes nothing: it writes ``OUT/<difficulty><N>/{train,val,test}`` as
+symbolic links, train being the same first N videos per class that the probe trains on, val the
+rest of the val split and test the test split, for training other models (`vidcls train`) on
+exactly the probe's videos.
 """
 
 from __future__ import annotations
@@ -42,11 +48,29 @@ def first_per_class(records, n: int):
     return chosen
 
 
-def run(work: Path, difficulty: str, frames: int, crop: int, sizes: list[int]) -> None:
+def write_subsets(index, out: Path, difficulty: str, sizes: list[int]) -> None:
+    """Symlinked split folders of the first N videos per class of train + val (see the module doc)."""
+    pool = index.split("train") + index.split("val")
+    for n in sizes:
+        train = first_per_class(pool, n)
+        taken = {id(r) for r in train}
+        splits = {"train": train, "val": [r for r in index.split("val") if id(r) not in taken], "test": index.split("test")}
+        for split, records in splits.items():
+            for record in records:
+                link = out / f"{difficulty}{n}" / split / record.label / Path(record.path).name
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(Path(record.path).resolve())
+        print(f"{out / f'{difficulty}{n}'}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()), flush=True)
+
+
+def run(work: Path, difficulty: str, frames: int, crop: int, sizes: list[int], subsets: Path | None = None) -> None:
     data = work / difficulty
     if not data.exists():
         write_synthetic_dataset(data, per_class=PER_CLASS, difficulty=difficulty)
     index = discover_dataset(str(data))
+    if subsets is not None:
+        write_subsets(index, subsets, difficulty, sizes)
+        return
     loaded = create_model(I3D_KINETICS400, index.labels, num_frames=frames)
     spec = replace(loaded.spec, crop_size=crop, resize_short_side=round(crop * 256 / 224))
     model, device = loaded.model.eval(), torch.device("cpu")
@@ -83,11 +107,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--crop", type=int, default=112)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 30])
+    parser.add_argument("--subsets", type=Path, help="write the training subsets as split folders here, and nothing else")
     args = parser.parse_args()
-    print("| data | train videos / class | model | test top-1 | minutes: features + head | load |")
-    print("|---|---|---|---|---|---|")
+    if args.subsets is None:
+        print("| data | train videos / class | model | test top-1 | minutes: features + head | load |")
+        print("|---|---|---|---|---|---|")
     for difficulty in args.difficulty:
-        run(args.work, difficulty, args.frames, args.crop, args.sizes)
+        run(args.work, difficulty, args.frames, args.crop, args.sizes, args.subsets)
 
 
 if __name__ == "__main__":
