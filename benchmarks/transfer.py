@@ -7,7 +7,7 @@ with 5, 10 and 30 training videos per class (benchmarks/transfer.md).
 Writes `vidcls sample` data (45 clips per class; by group, 29 train / 8 val / 8 test) under WORK, computes
 each video's I3D clip features once (what `vidcls train --freeze-backbone` computes), then trains a
 head per training size on the first N videos per class of train + val (groups never shared with
-test) for `linear_probe.PROBE_EPOCHS` epochs (no epoch picked on validation data: they train it) and
+test) for `training/linear_probe.PROBE_EPOCHS` epochs (no epoch picked on validation data: they train it) and
 scores the test split. Prints a Markdown table row
 per run: test top-1, and the seconds of features (for that N's training videos) and of the head.
 
