@@ -35,7 +35,7 @@ class PredictOptions(BaseModel):
 
     def view_options(self) -> ViewOptions:
         """The request's options as every scoring job takes them."""
-        return ViewOptions(self.clips, self.crops, self.window, self.sampling, self.top_k)
+        return ViewOptions(clips=self.clips, crops=self.crops, window=self.window, sampling=self.sampling, top_k=self.top_k)
 
 
 class LabelScore(BaseModel):
