@@ -123,8 +123,9 @@ def restore_best_weights(args: TrainingArguments, state: TrainerState, model: ob
     beside the best step's other weights (transformers issue 43701, PR 48822). `from_pretrained`
     renames them. DeepSpeed and FSDP load their own checkpoint formats and are left alone.
     """
+    best_saved = state.best_model_checkpoint and Path(state.best_model_checkpoint).is_dir()  # not on every node
     sharded = args.deepspeed or args.fsdp
-    if args.load_best_model_at_end and state.best_model_checkpoint and isinstance(model, PreTrainedModel) and not sharded:
+    if args.load_best_model_at_end and best_saved and isinstance(model, PreTrainedModel) and not sharded:
         best = type(model).from_pretrained(state.best_model_checkpoint)
         model.load_state_dict(best.state_dict())
 
@@ -169,7 +170,9 @@ class TrainerData:
         the main process, both processors and the split, so `vidcls eval` scores only held-out videos.
         A folder already holding a model is refused unless ``overwrite``."""
         output = Path(output or trainer.args.output_dir)
-        if (output / "config.json").exists() and not overwrite:
+        taken = (output / "config.json").exists()
+        trainer.accelerator.wait_for_everyone()  # every process looks before the main one writes
+        if taken and not overwrite:
             raise OutputExistsError(f"{output} already holds a model; pass overwrite=True to replace it")
         if not any(isinstance(callback, BestWeights) for callback in trainer.callback_handler.callbacks):
             restore_best_weights(trainer.args, trainer.state, trainer.model)
