@@ -61,7 +61,7 @@ class TrainerTrainSet(Dataset):
 
 
 class TrainerEvalSet(Dataset):
-    """The centre test clip of each video (vidcls's validation view, the one `transformers.pipeline`
+    """Each video's test clip, centre-cropped (vidcls's validation view, the one `transformers.pipeline`
     takes); a video that cannot be decoded is logged and has no clip (``None``): the collator leaves it out."""
 
     def __init__(self, clips: EvalClipDataset, label2id: dict[str, int], input_name: str) -> None:
