@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from vidcls.inference.options import ViewOptions
     from vidcls.data.discovery import DatasetIndex
     from vidcls.data.synthetic import SyntheticDatasetSummary
+    from vidcls.training.hf_trainer import TrainerData
     from vidcls.training.loop import TrainResult
 
 __version__ = "0.1.0"
 __all__ = [
     "DatasetError", "ModelError", "OutputExistsError", "VidclsError", "VideoReadError",
-    "benchmark", "discover", "evaluate", "predict", "preview", "sample", "train",
+    "benchmark", "discover", "evaluate", "predict", "preview", "sample", "train", "trainer_data",
 ]
 
 
@@ -47,6 +48,15 @@ def train(data: str | Path, output: str | Path, **options) -> TrainResult:
     from vidcls.training.loop import TrainConfig, train as run_training
 
     return run_training(TrainConfig(data=str(data), output=str(output), **options))
+
+
+def trainer_data(data: str | Path, **options) -> TrainerData:
+    """The model, datasets, collator and metrics `transformers.Trainer` takes, read from ``data`` as
+    `vidcls train` reads it; ``.save(trainer)`` then writes a vidcls model folder (docs/trainer.md).
+    Options: model (as `vidcls train --model`), its clip settings, flip, seed, split ratios, leakage_check."""
+    from vidcls.training.hf_trainer import trainer_data as build
+
+    return build(data, **options)
 
 
 def evaluate(
