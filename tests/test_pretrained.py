@@ -157,7 +157,8 @@ def test_pipeline_top1_is_vidcls_predict_top1(i3d_dir, tmp_path):
     """The real weights, read with fewer frames at a smaller size to keep the test short."""
     from transformers import pipeline
 
-    from vidcls.models.loading import load_model, save_model
+    from vidcls.models.loading import load_model
+    from vidcls.models.saving import save_model
 
     small = load_model(str(i3d_dir))
     small.spec = replace(small.spec, num_frames=8, crop_size=112, resize_short_side=128)

@@ -236,7 +236,7 @@ def kinetics400_labels() -> list[str]:
 def convert_i3d(archive: Path, out_dir: Path) -> Path:
     """Write the Kinetics-400 I3D model folder from a verified archive (refuses a non-empty ``out_dir``)."""
     from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
-    from vidcls.models.loading import LoadedModel, save_model
+    from vidcls.models.saving import LoadedModel, save_model
 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise WeightsError(f"{out_dir} already exists and is not empty; choose another --output")
