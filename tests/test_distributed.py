@@ -15,7 +15,8 @@ import torch
 from vidcls.training import loop as training
 from vidcls.data.datasets import EpochSampler
 from vidcls.errors import VidclsError
-from vidcls.training.loop import ARGS_FILE, CHECKPOINT, METRICS_FILE, TrainConfig, micro_batch_size, train
+from vidcls.training.loop import ARGS_FILE, CHECKPOINT, METRICS_FILE, TrainConfig, micro_batch_size
+from vidcls.training.run import train
 
 # --standalone: a rendezvous on localhost with a free port, so parallel test runs never collide.
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "vidcls"]

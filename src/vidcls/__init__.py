@@ -45,7 +45,8 @@ def train(data: str | Path, output: str | Path, **options) -> TrainResult:
 
     On a CPU shared with other jobs, set ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch
     is first imported, as the `vidcls` command does (README, "Other jobs on the machine")."""
-    from vidcls.training.loop import TrainConfig, train as run_training
+    from vidcls.training.config import TrainConfig
+    from vidcls.training.run import train as run_training
 
     return run_training(TrainConfig(data=str(data), output=str(output), **options))
 

@@ -45,7 +45,8 @@ import torch
 from vidcls.errors import ModelError
 from vidcls.inference.forward import pick_device
 from vidcls.data.discovery import DatasetIndex, VideoRecord, discover_dataset
-from vidcls.models.loading import LoadedModel, create_model, save_model, spec_as_dict
+from vidcls.models.loading import create_model, spec_as_dict
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.defaults import PREDICT_BATCH_SIZE
 from vidcls.inference.prediction import VideoClassifier
 from vidcls.data.datasets import default_workers

@@ -46,7 +46,7 @@ def train(
     leakage_check: LeakageCheckOption = "on",
 ) -> None:
     """Train a video classifier; OUTPUT ends as a transformers model directory."""
-    from vidcls.training.loop import train as run_training  # torch loads only when a command needs it
+    from vidcls.training.run import train as run_training  # torch loads only when a command needs it
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(

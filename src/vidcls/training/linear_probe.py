@@ -25,7 +25,8 @@ from vidcls.errors import VidclsError
 from vidcls.inference.forward import autocast
 from vidcls.data.discovery import save_split
 from vidcls.publish.model_card import write_model_card
-from vidcls.models.loading import create_model, save_model
+from vidcls.models.loading import create_model
+from vidcls.models.saving import save_model
 from vidcls.training.run_state import RunState
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.transforms import normalize_batch
@@ -56,7 +57,7 @@ def clip_features(
 
 
 def train_linear_probe(config, processes: distributed.Processes):
-    """`training.loop.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
+    """`training.run.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
     from vidcls.training.loop import (  # the run's bookkeeping is training's, shared
         METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, training_data,
         write_train_args,

@@ -35,12 +35,13 @@ from vidcls.data.datasets import (
     kept_video_budget,
 )
 from vidcls.errors import OutputExistsError, VidclsError
-from vidcls.inference.forward import model_logits, pick_device, score_loader
+from vidcls.inference.forward import model_logits, score_loader
 from vidcls.data.discovery import (
     SPLIT_FILE, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
 )
 from vidcls.publish.model_card import CARD_FILE, write_model_card
-from vidcls.models.loading import MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
+from vidcls.models.loading import MODELING_FILES, PRESETS, create_model
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.models.pretrained import PRETRAINED, parameter_groups
 from vidcls.training.run_state import RunState
 from vidcls.training.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
@@ -90,7 +91,7 @@ def training_data(config: TrainConfig, is_main_process: bool) -> DatasetIndex:
     index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
     check_trainable(index)
     if config.leakage_check and not config.resume and is_main_process:
-        from vidcls.audit.core import leakage_warning  # signatures load only when the check runs
+        from vidcls.audit.leakage import leakage_warning  # signatures load only when the check runs
 
         warning = leakage_warning(index, f"vidcls audit {index.root}")
         if warning:
@@ -382,18 +383,9 @@ def plot_training_curve(history: list[dict], out: Path) -> None:
     plt.close(figure)
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Run a training job end to end (see the module docstring), in one process or in each
-    process a launcher started."""
-    with distributed.process_group(pick_device(config.device)) as processes:
-        if config.freeze_backbone:
-            from vidcls.training.linear_probe import train_linear_probe
-
-            return train_linear_probe(config, processes)
-        return _train(config, processes)
-
-
-def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
+def train_all_layers(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
+    """The loop (see the module docstring) in ``processes``; `training.run.train` starts it, or the
+    linear probe for ``config.freeze_backbone``."""
     started = time.perf_counter()
     output = Path(config.output)
     check_output(output, config.resume, config.overwrite)
