@@ -15,7 +15,7 @@ from videos import moving_square, write_video
 import vidcls
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.errors import OutputExistsError
-from vidcls.models.loading import video_processor_for
+from vidcls.models.saving import video_processor_for
 from vidcls.training.hf_trainer import ClipCollator, compute_metrics
 
 

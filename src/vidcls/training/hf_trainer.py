@@ -28,7 +28,8 @@ from vidcls.data.datasets import EvalClipDataset, TrainClipDataset, default_work
 from vidcls.data.discovery import DatasetIndex, save_split
 from vidcls.data.transforms import normalize_batch
 from vidcls.errors import DatasetError, OutputExistsError
-from vidcls.models.loading import LoadedModel, create_model, save_processors, save_settings, video_processor_for
+from vidcls.models.loading import create_model
+from vidcls.models.saving import LoadedModel, save_processors, save_settings, video_processor_for
 from vidcls.training import distributed
 from vidcls.training.config import TrainConfig
 from vidcls.training.loop import training_data
