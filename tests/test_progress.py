@@ -55,7 +55,7 @@ def test_without_a_terminal_each_epoch_is_one_short_log_line(caplog):
         for loss in (0.9, 0.8, 0.7):
             progress.step(loss)
         progress.epoch_done({"epoch": 1, "train_loss": 0.8, "val_accuracy": 0.75}, end_epoch=4, seconds_left=90.0)
-    assert progress.lines  # pytest's stderr is not a terminal: no bar
+    assert progress.per_epoch_lines  # pytest's stderr is not a terminal: no bar
     assert caplog.messages == ["epoch 1/4: loss 0.800, val accuracy 0.750, 90 s left"]
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="vidcls"), RunProgress(False, 3, 5) as silent:

@@ -94,7 +94,8 @@ class RunProgress:
         # disable=None: no bar when stderr is not a terminal, where every redraw would be a line of the log.
         self.bar = tqdm(
             total=end_epoch * steps_per_epoch, initial=done_epochs * steps_per_epoch, disable=None if enabled else True,
-            bar_format="{desc} |{bar}| {postfix}", dynamic_ncols=True,
+            desc=f"epoch {self.epoch}/{end_epoch}", bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} steps{postfix}",
+            dynamic_ncols=True,
         )
         self._describe()
 
@@ -109,7 +110,7 @@ class RunProgress:
         self._context.close()
 
     @property
-    def lines(self) -> bool:
+    def per_epoch_lines(self) -> bool:
         """One log line per epoch instead of the bar."""
         return self.enabled and self.bar.disable
 
@@ -125,7 +126,7 @@ class RunProgress:
         self.ends_at = time.monotonic() + seconds_left
         if end_epoch != self.end_epoch:
             self.end_epoch, self.bar.total = end_epoch, end_epoch * self.steps_per_epoch
-        if self.lines:
+        if self.per_epoch_lines:
             logger.info("epoch %d/%d: %s", row["epoch"], end_epoch, self._figures(row["train_loss"]))
         self.epoch = row["epoch"] + 1
         self._describe()

@@ -42,6 +42,7 @@ BACKENDS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", 
 EVERY_INSTALLED = "all"
 NO_TRACKING = "none"
 TENSORBOARD_FOLDER = "runs"  # inside the output folder, as Trainer's default logging_dir
+DEFAULT_EXPERIMENT = "Default"  # MLflow's own, where its runs go without MLFLOW_EXPERIMENT_NAME
 MODEL_ARTIFACT = "model"  # the MLflow artefact path of the model folder
 # A training epoch's row (metrics.jsonl) -> the tracker's name of the scalar (Trainer's names).
 EPOCH_SCALARS = {
@@ -87,6 +88,9 @@ class Tracker(Protocol):
     def record(self) -> dict:
         """Where the tracker logs, as train_args.json keeps it to reopen the run."""
 
+    def place(self) -> str:
+        """Where the tracker logs, for a person."""
+
 
 class TensorBoardTracker:
     """Event files in one folder under ``OUTPUT/runs``; a reopened folder gets a new events file beside the old."""
@@ -126,6 +130,9 @@ class TensorBoardTracker:
     def record(self) -> dict:
         return {"log_dir": self.log_dir}
 
+    def place(self) -> str:
+        return f"TensorBoard {self.log_dir}"
+
 
 class MlflowTracker:
     """One MLflow run, through `MlflowClient` (no process-wide active run to leave behind)."""
@@ -142,16 +149,17 @@ class MlflowTracker:
         import mlflow
         from mlflow.entities import Param
         from mlflow.environment_variables import MLFLOW_EXPERIMENT_NAME
+        from mlflow.exceptions import MlflowException
 
         tracking_uri = absolute_uri(mlflow.get_tracking_uri())  # MLFLOW_TRACKING_URI, else MLflow's default
-        client = mlflow.tracking.MlflowClient(tracking_uri)
-        name = MLFLOW_EXPERIMENT_NAME.get()
-        if name is None:
-            experiment_id = "0"  # MLflow's Default experiment
-        else:
+        try:  # the store is opened here first: a bad URI or an old file store is refused before training
+            client = mlflow.tracking.MlflowClient(tracking_uri)
+            name = MLFLOW_EXPERIMENT_NAME.get() or DEFAULT_EXPERIMENT
             experiment = client.get_experiment_by_name(name)
             experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
-        run = client.create_run(experiment_id, run_name=output.name, tags={"vidcls.output": str(output.resolve())})
+            run = client.create_run(experiment_id, run_name=output.name, tags={"vidcls.output": str(output.resolve())})
+        except MlflowException as error:
+            raise VidclsError(f"--report-to mlflow: the MLflow store {tracking_uri} refused the run: {error}") from error
         client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in hparams.items()])
         return cls(tracking_uri, run.info.run_id)
 
@@ -178,6 +186,9 @@ class MlflowTracker:
 
     def record(self) -> dict:
         return {"tracking_uri": self.tracking_uri, "run_id": self.run_id}
+
+    def place(self) -> str:
+        return f"MLflow run {self.run_id} in {self.tracking_uri}"
 
 
 def absolute_uri(uri: str) -> str:
@@ -248,8 +259,7 @@ class RunTrackers:
 
     def describe(self) -> str:
         """Where the trackers log, for a person."""
-        places = {"tensorboard": lambda r: f"TensorBoard {r['log_dir']}", "mlflow": lambda r: f"MLflow run {r['run_id']} in {r['tracking_uri']}"}
-        return "; ".join(places[name](tracker.record()) for name, tracker in self.trackers.items())
+        return "; ".join(tracker.place() for tracker in self.trackers.values())
 
 
 def log_test_scores(model_dir: str | Path, result: EvaluationResult) -> str | None:
