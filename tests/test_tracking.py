@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +18,7 @@ import vidcls
 from vidcls.errors import VidclsError
 from vidcls.training import loop
 from vidcls.training.loop import ARGS_FILE, CHECKPOINT, TrainConfig, train
-from vidcls.training.tracking import EPOCH_SCALARS, resolve_backends
+from vidcls.training.tracking import EPOCH_SCALARS, log_test_scores, resolve_backends
 
 VIDCLS = [sys.executable, "-m", "vidcls.cli"]
 SETTINGS = dict(model="tiny", epochs=3, batch_size=6, workers=0, flip=False, progress=False)
@@ -135,3 +137,24 @@ def test_mlflow_run_survives_a_kill_and_gets_the_model_and_test_scores(motion_da
     assert test_metrics["test/accuracy"] == pytest.approx(result.top1)
     assert TEST_SCALARS <= set(test_metrics)
     assert client.get_metric_history(run.info.run_id, "test/accuracy")[0].step == tracking["step"]
+
+
+def _evaluation(split: str = "test") -> SimpleNamespace:
+    """The fields of an `EvaluationResult` the trackers read."""
+    return SimpleNamespace(split=split, top1=0.75, top5=None, mean_class_accuracy=0.7, num_videos=8)
+
+
+def test_eval_adds_test_scores_at_the_run_s_last_step_or_warns_when_out_of_reach(tmp_path, caplog):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / ARGS_FILE).write_text(json.dumps({"tracking": {"tensorboard": {"log_dir": "runs/x"}, "step": 12}}))
+    assert log_test_scores(model, _evaluation("val")) is None and not (model / "runs").exists()
+    assert log_test_scores(model, _evaluation()) == "TensorBoard runs/x"
+    assert _scalars(model / "runs" / "x") == {
+        "test/accuracy": [(12, 0.75)], "test/mean_class_accuracy": [(12, pytest.approx(0.7))], "test/videos": [(12, 8.0)],
+    }
+    moved = {"mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'gone' / 'mlflow.db'}", "run_id": "0" * 32}, "step": 12}
+    (model / ARGS_FILE).write_text(json.dumps({"tracking": moved}))
+    with caplog.at_level(logging.WARNING):
+        assert log_test_scores(model, _evaluation()) is None
+    assert "not logged" in caplog.text

@@ -264,7 +264,8 @@ class RunTrackers:
 
 def log_test_scores(model_dir: str | Path, result: EvaluationResult) -> str | None:
     """Add a test-split evaluation to the trackers the model's training reported to, at the run's
-    last step; where it went, or None (another split, a folder without a tracked run)."""
+    last step; where it went, or None (another split, a folder without a tracked run, or a tracker
+    out of reach here: not installed, its store moved, which is logged as a warning)."""
     args = Path(model_dir) / ARGS_FILE
     record = json.loads(args.read_text()).get("tracking") if args.is_file() and result.split == "test" else None
     if not record:
@@ -273,7 +274,11 @@ def log_test_scores(model_dir: str | Path, result: EvaluationResult) -> str | No
                "test/videos": float(result.num_videos)}
     if result.top5 is not None:
         scalars["test/top5_accuracy"] = result.top5
-    trackers = RunTrackers.reopen(record, Path(model_dir))
-    trackers.log_scalars(scalars)
-    trackers.close()
+    try:
+        trackers = RunTrackers.reopen(record, Path(model_dir))
+        trackers.log_scalars(scalars)
+        trackers.close()
+    except Exception as error:  # the scores are computed and saved: a tracker out of reach must not lose them
+        logger.warning("warning: the test scores were not logged to the trackers of %s: %s", model_dir, error)
+        return None
     return trackers.describe()
