@@ -7,9 +7,9 @@ above it. Where stderr is not a terminal (a log file, CI), the bar is off and ea
 short log line instead. The full row of every epoch is in `metrics.jsonl` and the trackers.
 
 The schedule's expected end is said once, after the second epoch (the first at the speed of
-videos kept in memory), and again only on a material change (`Estimate.differs_materially`):
-a time-budget estimate that wobbles by an epoch or two is not news; a plateau cut, or a machine
-that got much slower, is.
+videos kept in memory), and again only on a material change of the expected end
+(`Estimate.differs_materially`): a time-budget estimate whose last epoch wobbles with the
+machine's speed is not news; a plateau cut, or a machine that got much slower, is.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from vidcls.training.schedule import Schedule
 
 logger = logging.getLogger(__name__)
 
-# An estimate is said again when the end moves by more than this share of the announced run
-# (in epochs or in time), and by more than MATERIAL_SECONDS in time.
+# An estimate is said again when the expected end moves by more than this share of the announced
+# run's duration and by more than MATERIAL_SECONDS.
 MATERIAL_SHARE = 0.1
 MATERIAL_SECONDS = 60.0
 FIRST_ESTIMATE_EPOCH = 2  # the first epoch decodes every video; the second runs at the speed of the rest
@@ -44,11 +44,15 @@ class Estimate:
     total_seconds: float
 
     def differs_materially(self, later: Estimate) -> bool:
-        """True when ``later`` moves the end by more than MATERIAL_SHARE of this run, in epochs,
-        or in time by more than that share and more than MATERIAL_SECONDS."""
-        epochs_moved = abs(later.end_epoch - self.end_epoch) > MATERIAL_SHARE * self.end_epoch
-        seconds_moved = abs(later.total_seconds - self.total_seconds)
-        return epochs_moved or seconds_moved > max(MATERIAL_SECONDS, MATERIAL_SHARE * self.total_seconds)
+        """True when ``later`` moves the expected end by more than MATERIAL_SHARE of this run's
+        duration and more than MATERIAL_SECONDS.
+
+        Time, not epochs: under a time budget the end epoch follows the machine's speed from epoch
+        to epoch while the end stays at the budget, which is what a person plans around; a plateau
+        cut or a much slower machine moves the end itself.
+        """
+        moved = abs(later.total_seconds - self.total_seconds)
+        return moved > max(MATERIAL_SECONDS, MATERIAL_SHARE * self.total_seconds)
 
 
 def duration(seconds: float) -> str:
