@@ -64,8 +64,8 @@ def evaluate(
     model: str | Path, data: str | Path, *, report: str | Path | None = None, update_card: bool = True, **options
 ) -> EvaluationResult:
     """Multi-view evaluation, all that `vidcls eval` does: with ``report`` also the Markdown report
-    there; a test-split score of a model folder goes into its model card unless ``update_card`` is
-    False. What was written is in ``result.outputs``. Options: `ViewOptions`' fields (clips,
+    there; a test-split score of a model folder goes into its model card, and into the experiment
+    trackers its training reported to (`vidcls train --report-to`), unless ``update_card`` is False. What was written is in ``result.outputs``. Options: `ViewOptions`' fields (clips,
     crops, sampling) or ``options=ViewOptions(...)``, and `evaluation.evaluate`'s own."""
     from vidcls.evaluation.evaluate import evaluate as run_evaluation
     from vidcls.publish.model_card import update_test_scores
@@ -75,9 +75,11 @@ def evaluate(
     result = run_evaluation(model, data, views, **rest)
     if report is not None:
         result.outputs["report"] = str(write_report(result, report)["markdown"])
-    card = update_test_scores(model, result) if update_card and Path(model).is_dir() else None
-    if card is not None:
-        result.outputs["model_card"] = str(card)
+    if update_card and Path(model).is_dir():
+        from vidcls.training.tracking import log_test_scores
+
+        written = {"model_card": update_test_scores(model, result), "tracker": log_test_scores(model, result)}
+        result.outputs.update({key: str(value) for key, value in written.items() if value})
     return result
 
 

@@ -226,9 +226,9 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     batch_iter = iter(loader)
     # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.
     if warmup_batches:
-        train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device, 0, False)
+        train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device)
     cpu = _CpuClock()
-    row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device, 1, False)
+    row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device)
     cpu_seconds = cpu.seconds()
     del batch_iter, loader
     gc.collect()

@@ -28,6 +28,7 @@ from vidcls.publish.model_card import write_model_card
 from vidcls.models.loading import create_model
 from vidcls.models.saving import save_model
 from vidcls.training.run_state import RunState
+from vidcls.training.tracking import resolve_backends
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.transforms import normalize_batch
 
@@ -59,8 +60,8 @@ def clip_features(
 def train_linear_probe(config, processes: distributed.Processes):
     """`training.run.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
     from vidcls.training.loop import (  # the run's bookkeeping is training's, shared
-        METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, training_data,
-        write_train_args,
+        METRICS_FILE, CURVE_FILE, TrainResult, check_output, finish_tracking, plot_training_curve, prepare_output,
+        start_trackers, training_data, write_train_args,
     )
 
     if config.resume:
@@ -69,6 +70,7 @@ def train_linear_probe(config, processes: distributed.Processes):
         raise VidclsError("--freeze-backbone runs in one process; start it without torchrun")
     output = Path(config.output)
     check_output(output, config.resume, config.overwrite)
+    backends = resolve_backends(config.report_to)
     device = processes.device
     torch.manual_seed(config.seed)
     index = training_data(config, is_main_process=True)
@@ -87,7 +89,9 @@ def train_linear_probe(config, processes: distributed.Processes):
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     prepare_output(output, resume=False)
     save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
-    write_train_args(output, config, index.labels, None)
+    trackers = start_trackers(output, config, backends, None)
+    write_train_args(output, config, index.labels, None, tracking=trackers.record())
+    steps_per_epoch = math.ceil(len(train_y) / config.batch_size)
     state = RunState()
     best_head = copy.deepcopy(head.state_dict())
     generator = torch.Generator().manual_seed(config.seed)
@@ -99,6 +103,7 @@ def train_linear_probe(config, processes: distributed.Processes):
             row.update(val_accuracy=head_accuracy(model, val_x, val_y, device), val_videos=len(val_y))
         if state.record(row):
             best_head = copy.deepcopy(head.state_dict())
+        trackers.log_epoch(row, epoch * steps_per_epoch)
         if config.early_stopping and state.stale_epochs >= config.early_stopping:
             break
     head.load_state_dict(best_head)
@@ -106,6 +111,7 @@ def train_linear_probe(config, processes: distributed.Processes):
     (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state.history))
     plot_training_curve(state.history, output / CURVE_FILE)
     write_model_card(output, config, index, loaded.spec, state, device, 1)
+    finish_tracking(output, trackers)
     return TrainResult.of(state, output, index)
 
 
