@@ -26,8 +26,9 @@ sibling clips of UCF101 are found).
 
 from __future__ import annotations
 
-import logging
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,13 +38,17 @@ from vidcls.audit.leakage import HELD_OUT_SPLITS
 from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures
 from vidcls.data.files import VideoInfo
 from vidcls.data.sampling import segment_indices
-from vidcls.models.pretrained import I3D_KINETICS400, WeightsError, converted_model_dir, given_archive, pretrained_model_dir
+from vidcls.models.pretrained import (
+    FINE_TUNE_CROP, FINE_TUNE_FRAMES, I3D_KINETICS400, WeightsError, converted_model_dir, given_archive, pretrained_model_dir,
+)
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from vidcls.models.saving import LoadedModel
+
 
 FEATURE_MODEL = I3D_KINETICS400
-FRAMES = 16  # spread over the whole video, as the pipeline reads it
-SHORT_SIDE = 160  # the fine-tuning size (models.pretrained.FINE_TUNE_CROP): 0.3 s a video on one core
+FRAMES = FINE_TUNE_FRAMES  # spread over the whole video, as the pipeline reads it
+SHORT_SIDE = FINE_TUNE_CROP  # no crop: the whole picture; about 0.7 CPU-s a video
 MOMENT_LAYER = "Mixed_4f"  # 4 moments out of 16 frames; appearance and motion, before the last pooling
 MOMENT_GRID = 2  # each moment's map averaged over 2 x 2 cells: where things are, not only what
 RECORDING_RATIO = 0.9
@@ -69,14 +74,19 @@ class PretrainedFeatures:
     and whose label features are the network's pooled features."""
 
     def __init__(self, folder: Path) -> None:
-        from vidcls.models.loading import load_model
-
-        self.loaded = load_model(str(folder), "cpu")
-        self.model = self.loaded.model.eval()
+        self.folder = folder
         self.moments: list[torch.Tensor] = []
-        self.model.backbone[MOMENT_LAYER].register_forward_hook(lambda _m, _a, out: self.moments.append(out))
         stamp = (folder / "model.safetensors").stat().st_mtime_ns
         self.kind = f"{FEATURES_KIND}|{folder.resolve()}|{stamp}"
+
+    @cached_property
+    def loaded(self) -> LoadedModel:
+        """The network, loaded on the first video the cache lacks (a warm run never loads it)."""
+        from vidcls.models.loading import load_model
+
+        loaded = load_model(str(self.folder), "cpu")
+        loaded.model.eval().backbone[MOMENT_LAYER].register_forward_hook(lambda _m, _a, out: self.moments.append(out))
+        return loaded
 
     @torch.inference_mode()
     def __call__(self, path: Path, info: VideoInfo) -> Signature:
@@ -86,7 +96,7 @@ class PretrainedFeatures:
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (self.loaded.spec.mean, self.loaded.spec.std))
         pixels = ((torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - mean) / std)[None]
         self.moments.clear()
-        pooled = self.model.pooled_features(pixels)[0]
+        pooled = self.loaded.model.pooled_features(pixels)[0]
         grid = torch.nn.functional.adaptive_avg_pool3d(self.moments[0], (None, MOMENT_GRID, MOMENT_GRID))[0]
         per_moment = grid.permute(1, 0, 2, 3).flatten(1)  # (moments, channels x cells)
         whole = self.moments[0][0].mean(dim=(1, 2, 3))
