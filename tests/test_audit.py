@@ -353,6 +353,7 @@ def test_with_pretrained_weights_the_audit_pairs_recordings_and_scores_labels_on
     assert result.exit_code == 0, result.output
     found = json.loads(out.read_text())
     assert "i3d-kinetics400" in found["recordings_method"] and "pretrained i3d-kinetics400 features" in found["label_method"]
+    assert "explain the given labels better" in found["label_method"]  # the better of it and the global motion
     copies = [p for p in found["pairs"] if p["kind"] == "copy" and p["cross_split"]]
     assert len(copies) == 1 and not any(
         p["kind"] == "recording" and {p["a"], p["b"]} == {copies[0]["a"], copies[0]["b"]} for p in found["pairs"]

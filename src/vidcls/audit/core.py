@@ -18,7 +18,8 @@ import numpy as np
 
 from vidcls.audit.duplicates import Pair, find_duplicates
 from vidcls.audit.label_issues import (
-    FOLD_STEPS, FOLDS, RECIPES, feature_probabilities, model_probabilities, out_of_fold_probabilities, rank_label_issues,
+    FOLD_STEPS, FOLDS, RECIPES, feature_probabilities, mean_log_probability, model_probabilities, out_of_fold_probabilities,
+    rank_label_issues,
 )
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
 from vidcls.audit.leakage import Leakage, held_out_counts, records_with_splits, thumbnail_signatures
@@ -164,31 +165,56 @@ def _recording_pairs(
     return [p for p in pairs if (p.a, p.b) not in copies]
 
 
+MOTION_EVIDENCE = "global-motion figures"
+
+
+def _motion_probabilities(
+    records: list[VideoRecord], labels: list[str], thumbs: list[Signature], *, folds: int, seed: int,
+) -> np.ndarray:
+    """Out-of-fold probabilities of the "signature" recipe: the thumbnails' global-motion figures."""
+    features = np.stack([s.label_features for s in thumbs])
+    return feature_probabilities(features, [r.label for r in records], labels, folds=folds, seed=seed)
+
+
+def _pretrained_or_motion(
+    records: list[VideoRecord], labels: list[str], thumbs: list[Signature], features: dict[Path, Signature], *,
+    folds: int, seed: int,
+) -> tuple[np.ndarray, str]:
+    """The "pretrained" recipe: out-of-fold probabilities from the pretrained features and from the
+    global motion, the pair that explains the given labels better (`label_issues.mean_log_probability`)."""
+    usable = [i for i, r in enumerate(records) if r.path in features]
+    given = [records[i].label for i in usable]
+    pretrained = np.zeros((len(records), len(labels)), np.float32)
+    pretrained[usable] = feature_probabilities(
+        np.stack([features[records[i].path].label_features for i in usable]), given, labels, folds=folds, seed=seed,
+    )
+    motion = _motion_probabilities(records, labels, thumbs, folds=folds, seed=seed)
+    fit = {name: mean_log_probability(p[usable], given, labels) for name, p in (("pretrained", pretrained), ("motion", motion))}
+    chosen, other = ("pretrained", "motion") if fit["pretrained"] >= fit["motion"] else ("motion", "pretrained")
+    evidence = {"pretrained": f"the pretrained {FEATURE_MODEL} features", "motion": MOTION_EVIDENCE}
+    method = (f"out-of-fold probabilities, {folds} folds of a logistic regression on {evidence[chosen]} (they explain the "
+              f"given labels better than {evidence[other]}: mean log-probability {fit[chosen]:.2f} against {fit[other]:.2f})")
+    return (pretrained if chosen == "pretrained" else motion), method
+
+
 def _label_probabilities(
     records: list[VideoRecord], labels: list[str], thumbs: list[Signature], features: dict[Path, Signature],
     recordings_method: str, *, model: str | None, recipe: str, folds: int, fold_steps: int, seed: int,
     device: str | None, workers: int | None,
 ) -> tuple[np.ndarray, str]:
     """(videos, classes) probabilities for confident learning, and the sentence naming their evidence."""
-    given = [r.label for r in records]
     if model:
         probabilities = model_probabilities(model, records, labels, device=device, workers=workers)
         return probabilities, f"the given model {model} (its training split was seen with its labels: weaker evidence there)"
     if recipe == "pretrained" and features:
-        usable = [i for i, r in enumerate(records) if r.path in features]
-        probabilities = np.zeros((len(records), len(labels)), np.float32)
-        probabilities[usable] = feature_probabilities(
-            np.stack([features[records[i].path].label_features for i in usable]), [given[i] for i in usable], labels,
-            folds=folds, seed=seed,
-        )
-        return probabilities, f"out-of-fold probabilities, {folds} folds of a logistic regression on the pretrained {FEATURE_MODEL} features"
+        return _pretrained_or_motion(records, labels, thumbs, features, folds=folds, seed=seed)
     if recipe == "motion":
         probabilities = out_of_fold_probabilities(
             records, labels, folds=folds, steps=fold_steps, seed=seed, device=device, workers=workers,
         )
         return probabilities, f"out-of-fold probabilities, {folds} folds of the motion preset, {fold_steps} steps each"
-    probabilities = feature_probabilities(np.stack([s.label_features for s in thumbs]), given, labels, folds=folds, seed=seed)
-    method = f"out-of-fold probabilities, {folds} folds of a logistic regression on global-motion figures"
+    probabilities = _motion_probabilities(records, labels, thumbs, folds=folds, seed=seed)
+    method = f"out-of-fold probabilities, {folds} folds of a logistic regression on {MOTION_EVIDENCE}"
     return probabilities, method if recipe == "signature" else f"{method}; no pretrained features ({recordings_method.removeprefix('not checked: ')})"
 
 
