@@ -17,7 +17,7 @@ Four figures, each against the baseline it is meant to beat (measured figures: b
   on the same saved model, the same files and the pipeline's frames (one segment clip), with
   ``top1_agree`` the share of videos on which their top-1 labels agree. Beside them, the same
   prediction on the model's ONNX export (onnxruntime) and one file per `VideoClassifier.predict`
-  call; the target is 3x the pipeline's speed.
+  call; the targets are 3x the pipeline's speed, 4x on onnxruntime.
 
 Warm-up batches (worker start-up, first allocations) are run and not counted. Memory is the peak
 over the main process and the loader processes of summed RSS and of summed PSS (`_PeakRss`). A warm-up
@@ -65,6 +65,7 @@ GUIDE_BATCH_SIZE = 8
 
 TARGET_LOADER_CLIPS_PER_S = 100.0
 TARGET_PREDICT_SPEEDUP = 3.0  # predict_ms_per_video at most a third of the pipeline's
+TARGET_ONNX_SPEEDUP = 4.0  # predict_onnx_ms_per_video at most a quarter of the pipeline's
 # Each way of predicting scores the one clip the pipeline scores and returns the best label.
 ONE_LABEL_ONE_CLIP = ViewOptions(clips=1, top_k=1)
 PREDICT_ROUNDS = 3  # passes over the files per way of predicting (see `measure_prediction`)
@@ -175,7 +176,7 @@ def check_targets(result: dict) -> dict:
     if result.get("predict_onnx_ms_per_video"):
         onnx_speedup = result["pipeline_ms_per_video"] / max(result["predict_onnx_ms_per_video"], 1e-9)
         targets["predict_onnx_speedup_vs_pipeline"] = (
-            onnx_speedup, f">= {TARGET_PREDICT_SPEEDUP:g}", onnx_speedup >= TARGET_PREDICT_SPEEDUP
+            onnx_speedup, f">= {TARGET_ONNX_SPEEDUP:g}", onnx_speedup >= TARGET_ONNX_SPEEDUP
         )
     return {name: {"value": value, "target": target, "pass": bool(ok)} for name, (value, target, ok) in targets.items()}
 
