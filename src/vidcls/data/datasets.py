@@ -39,7 +39,8 @@ MAX_KEPT_VIDEO_FRAMES = 600
 
 
 def kept_video_budget(workers: int) -> int:
-    """Bytes of kept training videos per loader process (each keeps the videos it reads)."""
+    """Bytes of kept training videos per loader process, when each keeps the videos it reads (1:
+    when they share the videos kept before they start, `TrainClipDataset.keep_videos_now`)."""
     return min(MAX_KEPT_VIDEO_BYTES, psutil.virtual_memory().total // 8) // max(1, workers)
 
 
@@ -104,6 +105,13 @@ class TrainClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def keep_videos_now(self, threads: int) -> None:
+        """Decode the videos to keep before the loader processes start, so they share one copy
+        (`KeptVideos.fill`); without a budget, nothing."""
+        if self.kept is not None:
+            videos = ((str(record.path), record.info) for record in self.records)
+            self.kept.fill(videos, self.transform.short_side_range[1], threads)
 
     def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
         index, seed, epoch = key

@@ -4,13 +4,14 @@ Training's validation, `evaluate`, `predict` and the server all call `video_prob
 so a video is scored the same way everywhere.
 
 Precision: training runs bf16 mixed precision on CUDA and full precision on a CPU. Scoring
-(`video_probabilities`) of a large model also runs bf16 on a CPU that computes it natively (AVX512-BF16 or AMX),
-with the normalised frames laid out channels-last, so 3D convolutions take oneDNN's bf16 kernels:
-Kinetics I3D's forward costs less than half (benchmarks/speed.md). A video whose two best classes
-are nearly tied is scored again in full precision, so bf16 never picks its top-1. A CPU without
-them (AVX2 only) emulates bf16, slower than float32, and stays in full precision.
-`VIDCLS_PRECISION=fp32` keeps full precision everywhere (exact parity with float32 tools, as the
-tests want); ``bf16`` forces it, to measure what an emulating CPU would do.
+(`video_probabilities`) of a model of `BF16_MIN_PARAMETERS` or more also runs bf16 on a CPU that
+computes it natively (AVX512-BF16 or AMX), with the normalised frames laid out channels-last, so
+3D convolutions take oneDNN's bf16 kernels: Kinetics I3D's forward costs less than half
+(benchmarks/speed.md). A video whose two best classes are nearly tied is scored again in full
+precision, so bf16 never decides a near tie. A CPU with neither (AVX2 only) emulates bf16, slower
+than float32, and stays in full precision. `VIDCLS_PRECISION=fp32` keeps full precision
+everywhere (exact parity with float32 tools, as the tests want); ``bf16`` uses it on any CPU, to
+measure what an emulating one would do.
 """
 
 from __future__ import annotations
