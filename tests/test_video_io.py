@@ -211,6 +211,23 @@ def test_kept_videos_decode_a_video_once_within_their_budget(tmp_path, long_vide
             kept.read_clips(path, path_info, KEPT_CLIPS, 40)
 
 
+def test_kept_videos_filled_ahead_keep_what_fits_once_then_no_more(tmp_path, long_video):
+    paths = [tmp_path / f"{name}.avi" for name in ("a", "b", "c", "broken")]
+    for path in paths[:3]:
+        path.write_bytes(long_video.read_bytes())
+    paths[3].write_bytes(long_video.read_bytes()[:300])
+    info = probe_video(long_video)
+    kept = KeptVideos(NUM_FRAMES * 53 * 40 * 3 // 2 * 7 // 2, max_frames=NUM_FRAMES)  # 3.5 videos: the first three fit
+    videos = [(str(path), info) for path in (paths[0], paths[0], paths[3], paths[1], paths[2])]  # a repeat, a broken file
+    kept.fill(videos, shrink_to=40, threads=2)
+    assert list(kept.videos) == [str(paths[0]), str(paths[1])] and kept.full
+    for path in paths:
+        path.unlink()
+    np.testing.assert_array_equal(kept.read_clips(paths[0], info, KEPT_CLIPS, 40)[0], read_clips(long_video, KEPT_CLIPS, 40)[0])
+    with pytest.raises(VideoReadError):  # not kept, and no longer kept on a read: decoded from the (gone) file
+        kept.read_clips(paths[2], info, KEPT_CLIPS, 40)
+
+
 def test_read_clip_window_position_and_flip(tmp_path):
     frames = np.zeros((20, 48, 64, 3), np.uint8)
     frames[..., 0] = np.linspace(0, 255, 64).astype(np.uint8)  # red grows left to right

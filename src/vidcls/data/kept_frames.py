@@ -5,8 +5,9 @@ from __future__ import annotations
 
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import av
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from vidcls.data.crop import ClipWindow, frame_bytes, resized_dims
 from vidcls.data.decode import cut_clips, read_all_frames, read_clips
 from vidcls.data.files import VideoInfo
+from vidcls.errors import VideoReadError
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +50,49 @@ class KeptVideos:
             return read_clips(path, clips, shrink_to)
         return cut_clips(frames, clips)
 
+    def fill(self, videos: Iterable[tuple[str, VideoInfo]], shrink_to: int, threads: int) -> None:
+        """Decode and keep now, in ``threads`` threads, the videos that fit; then keep no more.
+
+        Why: loader processes forked after this share these frames' pages (copy-on-write, and
+        frames are only read), so the machine holds one copy. Kept as each process read them,
+        every process held its own: 2 x 1.2 GB of the benchmark's 3.1 GB (benchmarks/speed.md).
+        """
+        chosen: dict[str, VideoInfo] = {}
+        planned = self.used
+        for path, info in videos:
+            size = self._estimated_bytes(info, shrink_to)
+            if path in chosen or path in self.videos or not 0 < info.num_frames <= self.max_frames:
+                continue
+            if planned + size <= self.budget:
+                chosen[path] = info
+                planned += size
+
+        def decode(path: str) -> list[av.VideoFrame] | None:
+            try:
+                return read_all_frames(path, chosen[path].num_frames, shrink_to)
+            except VideoReadError as error:  # the loader names it when a clip of it is asked for
+                logger.debug("not kept: %s: %s", error.path, error.reason)
+                return None
+
+        with ThreadPoolExecutor(max(1, threads), thread_name_prefix="vidcls-keep") as pool:
+            for path, frames in zip(chosen, pool.map(decode, chosen)):
+                if frames is not None:
+                    self._keep(path, frames)
+        self.full = True
+        logger.info("%d training videos decoded and kept in memory (%d MB)", len(self.videos), self.used >> 20)
+
     def _may_keep(self, info: VideoInfo, shrink_to: int) -> bool:
         """Short enough, and its frames (estimated as 4:2:0 at the kept size) fit what is left."""
         if self.full or not 0 < info.num_frames <= self.max_frames:
             return False
-        width, height = resized_dims(info.width, info.height, min(shrink_to, info.width, info.height))
-        if self.used + info.num_frames * width * height * 3 // 2 > self.budget:
+        if self.used + self._estimated_bytes(info, shrink_to) > self.budget:
             self._stop_keeping()
         return not self.full
+
+    @staticmethod
+    def _estimated_bytes(info: VideoInfo, shrink_to: int) -> int:
+        width, height = resized_dims(info.width, info.height, min(shrink_to, info.width, info.height))
+        return info.num_frames * width * height * 3 // 2
 
     def _keep(self, path: str, frames: list[av.VideoFrame]) -> None:
         size = sum(frame_bytes(frame) for frame in {id(frame): frame for frame in frames}.values())

@@ -217,8 +217,10 @@ def build_loaders(
     common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda")
     train_set = TrainClipDataset(
         index.split("train"), index.label2id, loaded.spec, flip=config.flip, clips_per_video=config.clips_per_video,
-        kept_bytes=kept_video_budget(workers),
+        kept_bytes=kept_video_budget(1),
     )
+    if workers > 0:  # kept before the workers fork: one copy for all of them
+        train_set.keep_videos_now(threads=os.cpu_count() or 1)
     sampler = EpochSampler(len(train_set), config.seed, processes.rank, processes.world_size)
     # Its own generator, so creating worker seeds never draws from the global torch RNG.
     generator = torch.Generator().manual_seed(config.seed)
