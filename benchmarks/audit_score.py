@@ -1,10 +1,11 @@
 """Score `vidcls audit` against what `audit_plant.py` planted, and time it; figures go to benchmarks/audit.md.
 
 Usage:
-    python benchmarks/audit_score.py DATA [--label-issues [--fold-recipe motion]] [--cache DIR]
+    python benchmarks/audit_score.py DATA [--label-issues [--fold-recipe RECIPE]] [--no-pretrained] [--cache DIR]
 
-Copies (DATA/planted.json): recall = planted pairs among the listed cross-split pairs; false =
-listed cross-split pairs that were not planted, as a share of those listed. The same pairs are
+Copies (DATA/planted.json): recall = planted pairs among the listed cross-split copies; false =
+listed cross-split copies that were not planted, as a share of those listed (shared recordings
+are another finding, left out here; ``--no-pretrained`` skips computing them). The same pairs are
 also searched through the usearch index (as past `INDEX_THRESHOLD` videos) to check it finds
 them too. Flips (DATA/flipped.json): the share of flipped videos among the top 2 x (number
 flipped) suspects.
@@ -20,12 +21,13 @@ from pathlib import Path
 from vidcls.audit.core import run_audit
 from vidcls.audit.leakage import thumbnail_signatures
 from vidcls.audit.duplicates import find_duplicates
+from vidcls.audit.label_issues import RECIPES
 from vidcls.data.discovery import discover_dataset
 
 
 def score_copies(root: Path, result, cache: Path | None) -> None:
     planted = {frozenset((str(root / a), str(root / b))) for a, b in json.loads((root / "planted.json").read_text())}
-    listed = [frozenset((result.videos[p["a"]]["path"], result.videos[p["b"]]["path"])) for p in result.pairs if p["cross_split"]]
+    listed = [frozenset((result.videos[p["a"]]["path"], result.videos[p["b"]]["path"])) for p in result.pairs if p["cross_split"] and p["kind"] == "copy"]
     found = planted & set(listed)
     false = [pair for pair in listed if pair not in planted]
     print(f"copies: {len(found)}/{len(planted)} planted pairs listed ({len(found) / len(planted):.1%}); "
@@ -55,10 +57,13 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--label-issues", action="store_true")
     parser.add_argument("--cache", type=Path, default=None)
-    parser.add_argument("--fold-recipe", default="signature", choices=["signature", "motion"])
+    parser.add_argument("--fold-recipe", default=RECIPES[0], choices=RECIPES)
+    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false")
     args = parser.parse_args()
     started = time.perf_counter()
-    result = run_audit(args.data, label_issues=args.label_issues, recipe=args.fold_recipe, cache_dir=args.cache)
+    result = run_audit(
+        args.data, pretrained=args.pretrained, label_issues=args.label_issues, recipe=args.fold_recipe, cache_dir=args.cache,
+    )
     print(f"{len(result.videos)} videos, {time.perf_counter() - started:.1f} s in all; stages (s): "
           + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     if (args.data / "planted.json").is_file():

@@ -17,8 +17,9 @@ from videos import moving_square, write_video
 
 from vidcls.audit.duplicates import NEAR_DUPLICATE_DISTANCE, candidate_pairs, find_duplicates, frame_set_distance
 from vidcls.audit.label_issues import fold_assignment, rank_label_issues
+from vidcls.audit.recordings import shared_recordings
 from vidcls.audit.outliers import find_outliers
-from vidcls.audit.signatures import SignatureCache, compute_signatures, thumbnail_signature
+from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures, thumbnail_signature
 from vidcls.cli import app
 from vidcls.data.discovery import discover_dataset
 from vidcls.data.decode import read_frames
@@ -27,6 +28,29 @@ from vidcls.inference.options import ViewOptions
 
 runner = CliRunner()
 CLASSES = ("MoveLeft", "MoveRight", "MoveUp")
+
+
+@pytest.fixture(autouse=True)
+def no_pretrained_weights(tmp_path_factory, monkeypatch):
+    """An empty vidcls cache, so no test reads this machine's pretrained weights unless it says so."""
+    monkeypatch.setenv("VIDCLS_CACHE", str(tmp_path_factory.mktemp("empty-vidcls-cache")))
+    monkeypatch.delenv("VIDCLS_I3D_ARCHIVE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def stand_in_cache(tmp_path_factory) -> Path:
+    """A vidcls cache with a randomly initialised I3D where the Kinetics-400 one goes: the audit's
+    path through the pretrained features, without the download."""
+    from vidcls.data.clip_spec import ClipSpec
+    from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
+    from vidcls.models.pretrained import I3D_MEAN, I3D_STD
+    from vidcls.models.saving import LoadedModel, save_model
+
+    cache = tmp_path_factory.mktemp("stand-in-vidcls-cache")
+    config = I3DConfig(num_frames=16, image_size=160, id2label={0: "a", 1: "b"}, label2id={"a": 0, "b": 1})
+    spec = ClipSpec(num_frames=16, crop_size=160, resize_short_side=160, mean=I3D_MEAN, std=I3D_STD)
+    save_model(LoadedModel(I3DForVideoClassification(config).eval(), None, spec, "stand-in"), cache / "models" / "i3d-kinetics400")
+    return cache
 
 
 def planted_copy(source: Path, target: Path) -> Path:
@@ -196,7 +220,7 @@ def test_the_cross_split_check_counts_an_exact_copy_in_the_flat_layouts_split(tm
     from vidcls.audit.leakage import cross_split_copies
 
     leakage = cross_split_copies(index)
-    assert leakage.held == ({} if copy_split == "test" else {"test": {copy_split: 1}})
+    assert leakage.copies == ({} if copy_split == "test" else {"test": {copy_split: 1}})
 
 
 def test_global_motion_tells_the_direction_of_a_moving_square_whatever_its_contrast():
@@ -289,3 +313,72 @@ def test_two_caches_open_on_one_file_both_write(tmp_path):
     assert second.get("a") is not None and first.get("b") is not None
     first.close()
     second.close()
+
+
+def _features(rows: np.ndarray) -> list[Signature]:
+    """Signatures whose frames are (1, moments, d) rows, as the pretrained features and thumbnails are."""
+    return [Signature(r[None].astype(np.float32), "", 0.0, np.empty(0, np.float32)) for r in rows]
+
+
+def test_two_clips_of_one_recording_across_splits_are_paired_and_a_shared_wall_is_not():
+    rng = np.random.default_rng(0)
+    distinct = rng.normal(size=(12, 1, 16)) + 0.05 * rng.normal(size=(12, 4, 16))  # 12 recordings, 4 moments each
+    sibling = distinct[0] + 0.1 * rng.normal(size=(4, 16))  # another moment of recording 0
+    features = np.concatenate([distinct, sibling[None]])
+    splits = ["train"] * 12 + ["test"]
+    pairs = shared_recordings(_features(features), _features(features), splits)
+    assert [(p.a, p.b) for p in pairs] == [(0, 12)] and 0 < pairs[0].distance <= 1
+    wall = rng.normal(size=(1, 1, 16))  # 8 other people before one wall: each as near to all as to any
+    crowded = np.concatenate([wall + 0.3 * rng.normal(size=(8, 4, 16)), distinct[:4]])
+    mixed = ["train", "test"] * 4 + ["train"] * 4
+    assert shared_recordings(_features(crowded), _features(crowded), mixed) == []
+
+
+def test_without_the_pretrained_weights_the_audit_says_so_once_and_does_the_rest(leaky, tmp_path, caplog):
+    out = tmp_path / "a.json"
+    with caplog.at_level(logging.WARNING, logger="vidcls"):
+        result = runner.invoke(app, ["audit", str(leaky), "--label-issues", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert found["recordings_method"].startswith("not checked: no i3d-kinetics400 weights on this machine")
+    assert "global-motion" in found["label_method"] and "no pretrained features" in found["label_method"]
+    assert found["leakage"]["copies"] == {"test": {"train": 1}} and found["leakage"]["recordings"] == {}
+    assert caplog.text.count("shared recordings not checked") == 1
+
+
+def test_with_pretrained_weights_the_audit_pairs_recordings_and_scores_labels_on_their_features(leaky, stand_in_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDCLS_CACHE", str(stand_in_cache))
+    out = tmp_path / "a.json"
+    result = runner.invoke(app, ["audit", str(leaky), "--label-issues", "--json", str(out), "--report", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert "i3d-kinetics400" in found["recordings_method"] and "pretrained i3d-kinetics400 features" in found["label_method"]
+    assert "explain the given labels better" in found["label_method"]  # the better of it and the global motion
+    copies = [p for p in found["pairs"] if p["kind"] == "copy" and p["cross_split"]]
+    assert len(copies) == 1 and not any(
+        p["kind"] == "recording" and {p["a"], p["b"]} == {copies[0]["a"], copies[0]["b"]} for p in found["pairs"]
+    )  # a copy is listed once, as a copy
+    assert "shared recordings: features of the pretrained i3d-kinetics400" in (tmp_path / "r" / "report.md").read_text()
+    fallback = runner.invoke(app, ["audit", str(leaky), "--no-pretrained", "--label-issues", "--json", str(out)])
+    assert fallback.exit_code == 0 and "--no-pretrained" in json.loads(out.read_text())["recordings_method"]
+
+
+def test_the_warning_stays_silent_for_other_people_before_one_wall(tmp_path):
+    """A fixed camera, one textured wall, a small person of another colour, height and pace in each
+    clip: most pairs are within the copy distance (the picture is mostly the wall), and every clip
+    is as near to all the others, so none is a copy."""
+    rng = np.random.default_rng(0)
+    wall = rng.integers(60, 200, size=(72, 96, 3)).astype(np.uint8)
+    signatures = []
+    for clip in range(12):
+        frames = np.repeat(wall[None], 40, axis=0)
+        colour, row, pace = rng.integers(0, 256, 3), int(rng.integers(0, 50)), rng.uniform(1, 2)
+        for t in range(40):
+            frames[t, row : row + 8, int(t * pace) : int(t * pace) + 8] = colour
+        split = "test" if clip % 3 == 0 else "train"
+        path = write_video(tmp_path / split / CLASSES[clip % 3] / f"{split}_{clip}.avi", frames)
+        signatures.append(_signature(path))
+    close = [frame_set_distance(a.frames, b.frames) <= NEAR_DUPLICATE_DISTANCE for i, a in enumerate(signatures) for b in signatures[i + 1 :]]
+    assert sum(close) > len(close) / 2
+    result = runner.invoke(app, ["data", str(tmp_path)])
+    assert result.exit_code == 0 and "near-copy" not in result.output

@@ -1,9 +1,10 @@
 """`audit`: one pass over a dataset folder that finds what would make its scores lie.
 
-Duplicates and near-duplicates (pairs across splits are the headline: a test video with a
-copy in train is a memory test), likely mislabelled videos (`label_issues`), class imbalance
-and outlying files (`outliers`). The cheap part alone, which `vidcls data`, `vidcls train` and
-`vidcls eval` run to warn, is `vidcls.audit.leakage`, below training and evaluation.
+Duplicates and near-duplicates, and clips of one recording (`recordings`; pairs across splits
+are the headline: a test video with a copy, or a sibling clip, in train is a memory test),
+likely mislabelled videos (`label_issues`), class imbalance and outlying files (`outliers`).
+The cheap part alone, which `vidcls data`, `vidcls train` and `vidcls eval` run to warn, is
+`vidcls.audit.leakage`, below training and evaluation.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import numpy as np
 
 from vidcls.audit.duplicates import Pair, find_duplicates
 from vidcls.audit.label_issues import (
-    FOLD_STEPS, FOLDS, RECIPES, model_probabilities, out_of_fold_probabilities, rank_label_issues, signature_probabilities,
+    FOLD_STEPS, FOLDS, RECIPES, feature_probabilities, mean_log_probability, model_probabilities, out_of_fold_probabilities,
+    rank_label_issues,
 )
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
-from vidcls.audit.leakage import leakage_in, records_with_splits, thumbnail_signatures
-from vidcls.audit.signatures import SignatureCache, compute_signatures, default_cache_dir
+from vidcls.audit.leakage import Leakage, held_out_counts, records_with_splits, thumbnail_signatures
+from vidcls.audit.recordings import FEATURE_MODEL, feature_model_dir, pretrained_signatures, shared_recordings
+from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures, default_cache_dir
 from vidcls.errors import VidclsError
 from vidcls.data.discovery import VideoRecord, discover_dataset
 
@@ -40,9 +43,10 @@ class AuditResult:
     split_source: str
     labels: list[str]
     signature: str  # what near-duplicates were compared on
+    recordings_method: str  # what shared recordings were found with, or why they were not looked for
     videos: list[dict]  # path, split, label, duration, fps, width, height, brightness
-    pairs: list[dict]  # a, b, distance, exact, cross_split
-    leakage: dict[str, dict[str, int]]
+    pairs: list[dict]  # a, b, distance, exact, cross_split, kind ("copy" or "recording")
+    leakage: dict[str, dict[str, dict[str, int]]]  # kind ("copies", "recordings") -> split -> other split -> videos
     headline: list[str]
     counts: dict[str, dict[str, int]]
     imbalance: dict[str, float]
@@ -61,6 +65,7 @@ def run_audit(
     *,
     model: str | None = None,
     signature: str = SIGNATURES[0],
+    pretrained: bool = True,
     label_issues: bool = False,
     folds: int = FOLDS,
     recipe: str = RECIPES[0],
@@ -71,7 +76,10 @@ def run_audit(
     workers: int | None = None,
 ) -> AuditResult:
     """Audit a dataset folder (either layout; a flat one split as ``model`` was trained, else by the
-    default seed). With ``label_issues``, ``model`` scores the labels instead of the k-fold ``recipe``
+    default seed). With ``pretrained`` and its weights on this machine, the pretrained network's
+    features find clips of one recording across splits and feed the ``"pretrained"`` label recipe
+    (without them: no recording check, and that recipe falls back to ``"signature"``; the result
+    says so). With ``label_issues``, ``model`` scores the labels instead of the k-fold ``recipe``
     (weaker: see `label_issues`); ``signature="embeddings"`` compares its features instead of
     thumbnails for near-duplicates.
     """
@@ -93,7 +101,11 @@ def run_audit(
     embed_with = model if signature == "embeddings" else None
     near, signature_name = _near_duplicate_pairs(thumbs, records, embed_with, cache_dir, device)
     timings["duplicates"] = time.perf_counter() - started
-    leakage = leakage_in(near, splits)
+    started = time.perf_counter()
+    features, recordings_method = _pretrained_features(records, cache_dir) if pretrained else ({}, "not checked: --no-pretrained")
+    recordings = _recording_pairs(features, thumbs, records, splits, {(p.a, p.b) for p in near})
+    timings["recordings"] = time.perf_counter() - started
+    leakage = Leakage(held_out_counts(near, splits), held_out_counts(recordings, splits))
     videos = [
         {"path": str(r.path), "split": split, "label": r.label, "duration": r.info.duration, "fps": r.info.fps,
          "width": r.info.width, "height": r.info.height, "brightness": s.brightness}
@@ -108,9 +120,11 @@ def run_audit(
     counts = class_counts(splits, labels)
     result = AuditResult(
         root=str(index.root), layout=index.layout, split_source=index.split_source, labels=index.labels,
-        signature=signature_name, videos=videos,
-        pairs=[{**asdict(p), "cross_split": splits[p.a] != splits[p.b]} for p in near],
-        leakage=leakage.held, headline=leakage.headline(), counts=counts, imbalance=imbalanced_splits(counts),
+        signature=signature_name, recordings_method=recordings_method, videos=videos,
+        pairs=[{**asdict(p), "cross_split": splits[p.a] != splits[p.b], "kind": "copy"} for p in near]
+        + [{**asdict(p), "cross_split": True, "kind": "recording"} for p in recordings],
+        leakage={"copies": leakage.copies, "recordings": leakage.recordings}, headline=leakage.headline(),
+        counts=counts, imbalance=imbalanced_splits(counts),
         outliers=[asdict(o) for o in find_outliers(labels, measures)],
         failed=[{"path": str(b.path), "reason": b.reason} for b in index.bad_files]
         + [{"path": str(p), "reason": reason} for p, reason in failed.items()],
@@ -118,21 +132,90 @@ def run_audit(
     )
     if label_issues:
         started = time.perf_counter()
-        if model:
-            probabilities = model_probabilities(model, records, index.labels, device=device, workers=workers)
-            result.label_method = f"the given model {model} (its training split was seen with its labels: weaker evidence there)"
-        elif recipe == "signature":
-            features = np.stack([s.motion for s in thumbs])
-            probabilities = signature_probabilities(features, labels, index.labels, folds=folds, seed=seed)
-            result.label_method = f"out-of-fold probabilities, {folds} folds of a logistic regression on global-motion figures"
-        else:
-            probabilities = out_of_fold_probabilities(
-                records, index.labels, folds=folds, steps=fold_steps, seed=seed, device=device, workers=workers,
-            )
-            result.label_method = f"out-of-fold probabilities, {folds} folds of the motion preset, {fold_steps} steps each"
+        probabilities, result.label_method = _label_probabilities(
+            records, index.labels, thumbs, features, recordings_method, model=model, recipe=recipe, folds=folds,
+            fold_steps=fold_steps, seed=seed, device=device, workers=workers,
+        )
         result.label_issues = [asdict(i) for i in rank_label_issues(labels, probabilities, index.labels)]
         result.seconds["label_issues"] = time.perf_counter() - started
     return result
+
+
+def _pretrained_features(records: list[VideoRecord], cache_dir: Path | None) -> tuple[dict[Path, Signature], str]:
+    """The pretrained network's features of every video it could read, and a line saying what they
+    are, or why there are none (then nothing fails: the audit goes on without them)."""
+    folder, missing = feature_model_dir()
+    if folder is None:
+        logger.warning("shared recordings not checked, label issues from global motion: %s", missing)
+        return {}, f"not checked: {missing}"
+    found = pretrained_signatures([(r.path, r.info) for r in records], folder, cache_dir or default_cache_dir())
+    return found, f"features of the pretrained {FEATURE_MODEL} over several moments of each video"
+
+
+def _recording_pairs(
+    features: dict[Path, Signature], thumbs: list[Signature], records: list[VideoRecord], splits: list[str],
+    copies: set[tuple[int, int]],
+) -> list[Pair]:
+    """Cross-split pairs of one recording (`recordings.shared_recordings`) that are not already copies."""
+    usable = [i for i, r in enumerate(records) if r.path in features]
+    found = shared_recordings(
+        [features[records[i].path] for i in usable], [thumbs[i] for i in usable], [splits[i] for i in usable],
+    )
+    pairs = [Pair(*sorted((usable[p.a], usable[p.b])), p.distance, False) for p in found]
+    return [p for p in pairs if (p.a, p.b) not in copies]
+
+
+MOTION_EVIDENCE = "global-motion figures"
+
+
+def _motion_probabilities(
+    records: list[VideoRecord], labels: list[str], thumbs: list[Signature], *, folds: int, seed: int,
+) -> np.ndarray:
+    """Out-of-fold probabilities of the "signature" recipe: the thumbnails' global-motion figures."""
+    features = np.stack([s.label_features for s in thumbs])
+    return feature_probabilities(features, [r.label for r in records], labels, folds=folds, seed=seed)
+
+
+def _pretrained_or_motion(
+    records: list[VideoRecord], labels: list[str], thumbs: list[Signature], features: dict[Path, Signature], *,
+    folds: int, seed: int,
+) -> tuple[np.ndarray, str]:
+    """The "pretrained" recipe: out-of-fold probabilities from the pretrained features and from the
+    global motion, the pair that explains the given labels better (`label_issues.mean_log_probability`)."""
+    usable = [i for i, r in enumerate(records) if r.path in features]
+    given = [records[i].label for i in usable]
+    pretrained = np.zeros((len(records), len(labels)), np.float32)
+    pretrained[usable] = feature_probabilities(
+        np.stack([features[records[i].path].label_features for i in usable]), given, labels, folds=folds, seed=seed,
+    )
+    motion = _motion_probabilities(records, labels, thumbs, folds=folds, seed=seed)
+    fit = {name: mean_log_probability(p[usable], given, labels) for name, p in (("pretrained", pretrained), ("motion", motion))}
+    chosen, other = ("pretrained", "motion") if fit["pretrained"] >= fit["motion"] else ("motion", "pretrained")
+    evidence = {"pretrained": f"the pretrained {FEATURE_MODEL} features", "motion": MOTION_EVIDENCE}
+    method = (f"out-of-fold probabilities, {folds} folds of a logistic regression on {evidence[chosen]} (they explain the "
+              f"given labels better than {evidence[other]}: mean log-probability {fit[chosen]:.2f} against {fit[other]:.2f})")
+    return (pretrained if chosen == "pretrained" else motion), method
+
+
+def _label_probabilities(
+    records: list[VideoRecord], labels: list[str], thumbs: list[Signature], features: dict[Path, Signature],
+    recordings_method: str, *, model: str | None, recipe: str, folds: int, fold_steps: int, seed: int,
+    device: str | None, workers: int | None,
+) -> tuple[np.ndarray, str]:
+    """(videos, classes) probabilities for confident learning, and the sentence naming their evidence."""
+    if model:
+        probabilities = model_probabilities(model, records, labels, device=device, workers=workers)
+        return probabilities, f"the given model {model} (its training split was seen with its labels: weaker evidence there)"
+    if recipe == "pretrained" and features:
+        return _pretrained_or_motion(records, labels, thumbs, features, folds=folds, seed=seed)
+    if recipe == "motion":
+        probabilities = out_of_fold_probabilities(
+            records, labels, folds=folds, steps=fold_steps, seed=seed, device=device, workers=workers,
+        )
+        return probabilities, f"out-of-fold probabilities, {folds} folds of the motion preset, {fold_steps} steps each"
+    probabilities = _motion_probabilities(records, labels, thumbs, folds=folds, seed=seed)
+    method = f"out-of-fold probabilities, {folds} folds of a logistic regression on {MOTION_EVIDENCE}"
+    return probabilities, method if recipe == "signature" else f"{method}; no pretrained features ({recordings_method.removeprefix('not checked: ')})"
 
 
 def _near_duplicate_pairs(

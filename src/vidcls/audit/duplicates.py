@@ -8,6 +8,11 @@ other: for each frame, the distance to the nearest frame of the other video, ave
 direction where that average is lower, at the best pair of views (zooms) where a signature
 has several. So a copy trimmed at either end, at another frame rate or cropped a little is
 about as close as a plain re-encode, while two distinct clips stay far apart.
+
+A close pair is a copy only where it stands out from its videos' neighbourhoods: its distance
+must be at most `DISTINCT_RATIO` of each video's distance to its `NEIGHBOUR_RANK`-th nearest
+video. A fixed camera in front of one wall (every clip of the Weizmann actions) makes distinct
+clips as close as copies are; there the neighbourhood is just as close, and nothing is listed.
 """
 
 from __future__ import annotations
@@ -19,12 +24,19 @@ import numpy as np
 
 from vidcls.audit.signatures import Signature
 
-CANDIDATES = 10  # neighbours per video proposed for exact scoring
 INDEX_THRESHOLD = 5000  # above this many videos the candidates come from an HNSW index
 # Pair distances (RMS grey levels of the low-pass difference) at or under which a pair is listed.
 # Chosen between re-encoded copies and distinct clips of one class: see benchmarks/audit.md.
 NEAR_DUPLICATE_DISTANCE = 6.0
 EMBEDDING_DISTANCE = 0.1  # the same, for model embeddings (1 - cosine similarity)
+# A copy is at most this share of the distance from either video to its NEIGHBOUR_RANK-th nearest
+# video (planted copies: at most 0.4; other people before one wall: 0.6 and more; benchmarks/audit.md).
+DISTINCT_RATIO = 0.5
+NEIGHBOUR_RANK = 5
+# Neighbours per video proposed for exact scoring: enough that the NEIGHBOUR_RANK-th nearest by
+# frames is among them (the mean descriptor ranks neighbours only roughly; at 10 the Weizmann
+# references came out twice too far).
+CANDIDATES = 4 * NEIGHBOUR_RANK
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,7 @@ def find_duplicates(
     signatures: list[Signature], *, metric: str = "l2", max_distance: float | None = None, index_threshold: int = INDEX_THRESHOLD,
 ) -> list[Pair]:
     """Exact duplicates (same content hash) and near-duplicates (frame-set distance at most
-    ``max_distance``), closest first."""
+    ``max_distance`` and distinct from the neighbourhood, see the module), closest first."""
     if max_distance is None:
         max_distance = EMBEDDING_DISTANCE if metric == "cosine" else NEAR_DUPLICATE_DISTANCE
     by_content: dict[str, list[int]] = defaultdict(list)
@@ -102,11 +114,32 @@ def find_duplicates(
             by_content[signature.content].append(i)
     exact = {(a, b) for group in by_content.values() for x, a in enumerate(group) for b in group[x + 1 :]}
     pairs = [Pair(a, b, 0.0, True) for a, b in sorted(exact)]
-    if len(signatures) < 2:
-        return pairs
-    summaries = np.stack([_unit(s.summary[None])[0] if metric == "cosine" else s.summary for s in signatures])
-    for a, b in sorted(candidate_pairs(summaries, threshold=index_threshold) - exact):
-        distance = frame_set_distance(signatures[a].frames, signatures[b].frames, metric)
-        if distance <= max_distance:
+    scored = scored_candidates(signatures, metric=metric, index_threshold=index_threshold, skip=exact)
+    reference = neighbour_distances({**dict.fromkeys(exact, 0.0), **scored}, len(signatures))
+    for (a, b), distance in scored.items():
+        if distance <= min(max_distance, DISTINCT_RATIO * min(reference[a], reference[b])):
             pairs.append(Pair(a, b, distance, False))
     return sorted(pairs, key=lambda p: (p.distance, p.a, p.b))
+
+
+def scored_candidates(
+    signatures: list[Signature], *, metric: str = "l2", index_threshold: int = INDEX_THRESHOLD, skip: set[tuple[int, int]] = frozenset(),
+) -> dict[tuple[int, int], float]:
+    """`frame_set_distance` of every candidate pair (`candidate_pairs` of the summaries) but ``skip``."""
+    if len(signatures) < 2:
+        return {}
+    summaries = np.stack([_unit(s.summary[None])[0] if metric == "cosine" else s.summary for s in signatures])
+    return {
+        (a, b): frame_set_distance(signatures[a].frames, signatures[b].frames, metric)
+        for a, b in sorted(candidate_pairs(summaries, threshold=index_threshold) - skip)
+    }
+
+
+def neighbour_distances(distances: dict[tuple[int, int], float], count: int, rank: int = NEIGHBOUR_RANK) -> np.ndarray:
+    """Each video's distance to its ``rank``-th nearest among the scored pairs (infinite where it has
+    fewer: a tiny folder says nothing of how crowded its neighbourhood is)."""
+    around: list[list[float]] = [[] for _ in range(count)]
+    for (a, b), distance in distances.items():
+        around[a].append(distance)
+        around[b].append(distance)
+    return np.array([sorted(found)[rank - 1] if len(found) >= rank else np.inf for found in around])

@@ -1,7 +1,7 @@
 """Write an audit as a Markdown report a person reads, with frame strips, plus the same data as JSON.
 
-Each listed duplicate pair is one PNG with the two videos' frames side by side (one row each,
-captioned with path, split and label); each suspect video one row with its label and the
+Each listed pair (a copy, or two clips of one recording) is one PNG with the two videos' frames
+side by side (one row each, captioned with path, split and label); each suspect video one row with its label and the
 suggested one. `report.json` is `AuditResult.as_dict()`.
 """
 
@@ -61,8 +61,22 @@ def held_out_first(pair: dict, videos: list[dict]) -> tuple[dict, dict]:
 
 
 def listed_pairs(result: AuditResult) -> list[dict]:
-    """Pairs in display order: across splits first, then by distance."""
-    return sorted(result.pairs, key=lambda p: (not p["cross_split"], p["distance"]))
+    """Pairs in display order: across splits first, copies before shared recordings, then by
+    distance (the evidence: for recordings, the ratio to the neighbourhood's distance)."""
+    return sorted(result.pairs, key=lambda p: (not p["cross_split"], p["kind"] != "copy", p["distance"]))
+
+
+def match_kind(pair: dict) -> str:
+    """How a pair matched, in a few words."""
+    if pair["kind"] == "recording":
+        return f"same recording ({pair['distance']:.2f})"
+    return "exact copy" if pair["exact"] else f"near copy ({pair['distance']:.2f})"
+
+
+def clean_line(result: AuditResult) -> str:
+    """What a headline without findings means: recordings are named only where they were checked."""
+    checked = not result.recordings_method.startswith("not checked")
+    return f"No held-out video has an exact or near copy{', or a clip of its recording,' if checked else ''} in another split."
 
 
 def relative(path: str, root: str) -> str:
@@ -98,7 +112,8 @@ def render_markdown(result: AuditResult, shown_pairs: list[dict]) -> str:
     """The whole report as Markdown text; ``shown_pairs`` are the pairs that got a strip, in its order."""
     sections = [
         f"# Dataset audit: {result.root}\n\n{result.layout} layout, split from {result.split_source}, "
-        f"{len(result.videos)} videos, {len(result.labels)} classes; near-duplicates compared on {result.signature}.",
+        f"{len(result.videos)} videos, {len(result.labels)} classes; near-duplicates compared on {result.signature}; "
+        f"shared recordings: {result.recordings_method}.",
         _headline(result), _pairs(result, shown_pairs), _label_issues(result), _counts(result), _outliers(result),
         _failed(result),
     ]
@@ -107,24 +122,25 @@ def render_markdown(result: AuditResult, shown_pairs: list[dict]) -> str:
 
 def _headline(result: AuditResult) -> str:
     if not result.headline:
-        return "## Leakage\n\nNo held-out video has an exact or near copy in another split."
+        return f"## Leakage\n\n{clean_line(result)}"
     lines = "\n".join(f"- **{line}**" for line in result.headline)
-    return f"## Leakage\n\n{lines}\n\nScores on those videos measure memory, not generalisation: remove or move the copies."
+    return (f"## Leakage\n\n{lines}\n\nScores on those videos measure memory, not generalisation: remove or move "
+            "the copies, and keep the clips of one recording in one split.")
 
 
 def _pairs(result: AuditResult, shown: list[dict]) -> str:
     cross = sum(p["cross_split"] for p in result.pairs)
-    head = f"## Duplicate pairs ({len(result.pairs)}, {cross} across splits)"
+    head = f"## Pairs: copies and shared recordings ({len(result.pairs)}, {cross} across splits)"
     if not result.pairs:
         return f"{head}\n\nNone."
     rows = []
     for number, pair in enumerate(shown, start=1):
         a, b = held_out_first(pair, result.videos)
-        kind = "exact" if pair["exact"] else f"near ({pair['distance']:.2f})"
-        rows.append((str(number), kind, _caption(a, result.root), _caption(b, result.root), f"![pair {number}](pairs/pair_{number:03d}.png)"))
+        rows.append((str(number), match_kind(pair), _caption(a, result.root), _caption(b, result.root), f"![pair {number}](pairs/pair_{number:03d}.png)"))
     more = f"\n\nThe first {len(shown)}, cross-split first; report.json lists all." if len(result.pairs) > len(shown) else ""
-    return f"{head}\n\nDistance: mean grey-level difference of matched frames (0 = same pixels).\n\n" + markdown_table(
-        ("#", "match", "held-out video", "copy", "frames"), rows) + more
+    legend = ("Copies: mean grey-level difference of matched frames (0 = same pixels). Same recording: distance of the "
+              "moments' pretrained features over that to the videos' other near neighbours (lower is surer).")
+    return f"{head}\n\n{legend}\n\n" + markdown_table(("#", "match", "held-out video", "other", "frames"), rows) + more
 
 
 def _label_issues(result: AuditResult) -> str:

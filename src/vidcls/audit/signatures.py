@@ -13,7 +13,8 @@ With a model, the descriptors are instead the model's pooled features of several
 (`vidcls.audit.embeddings`).
 
 The same thumbnails give a few global-motion figures per video (`global_motion`: pan, tilt,
-zoom, rotation), the features of the cheap label-issue classifier (`label_issues`).
+zoom, rotation), the features of the label-issue classifier (`label_issues`) where no pretrained
+network's features are at hand (`recordings`).
 
 The cache is a SQLite file keyed by (kind, resolved path, size, mtime): a second run on a
 grown folder decodes only the new or changed files.
@@ -61,12 +62,14 @@ class Signature:
     ``frames`` (views, n, d) float32 descriptors on the time grid, one row of n per view (a
     zoom of the thumbnail, or one for embeddings); ``content`` a hash of the decoded
     sampled pixels and frame count (equal for the same decoded video in any container);
-    ``brightness`` mean luma 0-255; ``motion`` the `global_motion` figures (empty for embeddings)."""
+    ``brightness`` mean luma 0-255; ``label_features`` what the label-issue classifier reads of
+    the video (thumbnails: the `global_motion` figures; a pretrained network: its pooled features;
+    empty for embeddings)."""
 
     frames: np.ndarray
     content: str
     brightness: float
-    motion: np.ndarray
+    label_features: np.ndarray
 
     @property
     def summary(self) -> np.ndarray:
@@ -186,7 +189,7 @@ class SignatureCache:
             return None
         try:
             stored = np.load(io.BytesIO(row[0]))
-            return Signature(stored["frames"], str(stored["content"]), float(stored["brightness"]), stored["motion"])
+            return Signature(stored["frames"], str(stored["content"]), float(stored["brightness"]), stored["label_features"])
         except (OSError, ValueError, KeyError):  # a damaged entry is computed again
             return None
 
@@ -195,7 +198,8 @@ class SignatureCache:
             return
         buffer = io.BytesIO()
         np.savez(
-            buffer, frames=signature.frames, content=signature.content, brightness=signature.brightness, motion=signature.motion,
+            buffer, frames=signature.frames, content=signature.content, brightness=signature.brightness,
+            label_features=signature.label_features,
         )
         try:
             self.db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?)", (key, buffer.getvalue()))

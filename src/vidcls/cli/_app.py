@@ -42,5 +42,5 @@ RayAddressOption = Annotated[
 LeakageCheckOption = Annotated[
     Literal["on", "off"],
     typer.Option(help="on: compare every video's frames across splits (cached) and warn about held-out videos "
-                 "with a copy in train; off: skip."),
+                 "with a copy in another split (the cheap check: clips of one recording are `vidcls audit`'s); off: skip."),
 ]

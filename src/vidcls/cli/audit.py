@@ -1,4 +1,4 @@
-"""`vidcls audit`: duplicates across splits, likely mislabelled videos, imbalance and outliers."""
+"""`vidcls audit`: copies and shared recordings across splits, likely mislabelled videos, imbalance and outliers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 import typer
 from rich.table import Table
 
-from vidcls.audit.label_issues import FOLD_STEPS, FOLDS
+from vidcls.audit.label_issues import FOLD_STEPS, FOLDS, RECIPES
 from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ SHOWN = 10  # rows per table in the terminal; the report and JSON hold all
 
 
 def warn_leakage(index: DatasetIndex, split: str | None = None) -> str | None:
-    """Print the cross-split copy warning for ``index`` on stderr (nothing on a clean folder); returns it."""
+    """Print the cross-split copy warning for ``index`` on stderr (nothing on a clean folder); returns it.
+    The cheap check only: shared recordings are `vidcls audit`'s (see `vidcls.audit.leakage`)."""
     from vidcls.audit.leakage import leakage_warning
 
     warning = leakage_warning(index, f"vidcls audit {index.root}", split)
@@ -31,15 +32,15 @@ def warn_leakage(index: DatasetIndex, split: str | None = None) -> str | None:
 
 
 def _pairs_table(result: AuditResult) -> Table:
-    from vidcls.audit.report import held_out_first, listed_pairs, relative
+    from vidcls.audit.report import held_out_first, listed_pairs, match_kind, relative
 
-    table = Table(title=f"duplicate pairs ({len(result.pairs)}; first {SHOWN}, cross-split first)", title_justify="left")
-    for column in ("match", "video", "copy"):
+    table = Table(title=f"pairs ({len(result.pairs)}; first {SHOWN}, cross-split copies first)", title_justify="left")
+    for column in ("match", "video", "other"):
         table.add_column(column)
     for pair in listed_pairs(result)[:SHOWN]:
         a, b = held_out_first(pair, result.videos)
         table.add_row(
-            "exact" if pair["exact"] else f"near {pair['distance']:.2f}",
+            match_kind(pair),
             f"{a['split']}: {relative(a['path'], result.root)}", f"{b['split']}: {relative(b['path'], result.root)}",
         )
     return table
@@ -65,6 +66,11 @@ def audit(
         typer.Option(help="Trained model directory: its split (flat folders), its probabilities for --label-issues "
                      "instead of k-fold training, and its features with --signature embeddings."),
     ] = None,
+    pretrained: Annotated[
+        bool,
+        typer.Option(help="Use the pretrained i3d-kinetics400 features, where its weights are on this machine: they find "
+                     "clips of one recording across splits and are the default label-issue evidence (about 0.3 s a video, cached)."),
+    ] = True,
     signature: Annotated[
         Literal["thumbnails", "embeddings"],
         typer.Option(help="What near-duplicates are compared on: thumbnails (any copy keeps them), or embeddings "
@@ -77,10 +83,11 @@ def audit(
     ] = False,
     folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold training.")] = FOLDS,
     fold_recipe: Annotated[
-        Literal["signature", "motion"],
-        typer.Option(help="signature: a logistic regression on each video's global motion (seconds); "
-                     "motion: train the motion preset per fold (minutes each)."),
-    ] = "signature",
+        Literal["pretrained", "signature", "motion"],
+        typer.Option(help="pretrained: a logistic regression on the pretrained features (global motion where the weights "
+                     "are missing); signature: one on each video's global motion (seconds); motion: train the motion "
+                     "preset per fold (minutes each)."),
+    ] = RECIPES[0],
     fold_steps: Annotated[int, typer.Option(min=1, help="--fold-recipe motion: optimizer steps per fold model.")] = FOLD_STEPS,
     seed: Annotated[int, typer.Option(help="Seed of the folds and their training.")] = 0,
     cache: Annotated[
@@ -89,20 +96,20 @@ def audit(
     workers: WorkersOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Find leaked near-duplicates across splits, likely mislabelled videos, imbalance and outliers."""
+    """Find copies and clips of one recording across splits, likely mislabelled videos, imbalance and outliers."""
     from vidcls.audit.core import run_audit  # decoder and torch load only when a command needs them
-    from vidcls.audit.report import write_audit_report
+    from vidcls.audit.report import clean_line, write_audit_report
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     result = run_audit(
-        data, model=model, signature=signature, label_issues=label_issues, folds=folds, recipe=fold_recipe, fold_steps=fold_steps, seed=seed, cache_dir=cache,
+        data, model=model, signature=signature, pretrained=pretrained, label_issues=label_issues, folds=folds, recipe=fold_recipe, fold_steps=fold_steps, seed=seed, cache_dir=cache,
         device=device, workers=workers,
     )
     console.print(
         f"[bold]{result.root}[/] ({result.layout} layout, split from {result.split_source}): {len(result.videos)} videos, "
-        f"compared on {result.signature}", highlight=False, soft_wrap=True,
+        f"compared on {result.signature}; shared recordings: {result.recordings_method}", highlight=False, soft_wrap=True,
     )
-    for line in result.headline or ["no held-out video has a copy in another split"]:
+    for line in result.headline or [clean_line(result)]:
         console.print(f"[bold {'red' if result.headline else 'green'}]{line}[/]", highlight=False)
     if result.pairs:
         console.print(_pairs_table(result))

@@ -327,6 +327,11 @@ def weight_source(name: str) -> WeightSource:
     return PRETRAINED[name]
 
 
+def converted_model_dir(name: str) -> Path:
+    """Where the converted folder of a pretrained model is cached (it may not be there yet)."""
+    return cache_dir() / "models" / name
+
+
 def pretrained_model_dir(name: str, archive: str | Path | None = None) -> Path:
     """The cached model folder of a pretrained model, obtained and converted on first use.
 
@@ -335,7 +340,7 @@ def pretrained_model_dir(name: str, archive: str | Path | None = None) -> Path:
     """
     source = weight_source(name)
     given = given_archive(archive, source)
-    folder = cache_dir() / "models" / name
+    folder = converted_model_dir(name)
     if (folder / "model.safetensors").is_file():
         return folder
     verified = given or obtain_archive(source=source)
