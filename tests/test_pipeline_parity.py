@@ -103,7 +103,7 @@ def test_on_variable_frame_rate_the_pipeline_spreads_frames_by_count_and_vidcls_
     theirs = {row["label"]: row["score"] for row in pipeline("video-classification", model=str(tmp_path / "tiny"))(str(path))}
     transform = EvalTransform(classifier.spec, 1)
     time_of = [round(s / 40) for s in stamps]
-    counted = read_frames(path, [time_of[j] for j in by_count], short_side=transform.decode_short_side())
+    counted = read_frames(path, [time_of[j] for j in by_count], resize=transform.decode_resize())
     as_counted = classifier.postprocess(classifier.score(transform(counted)[None])[0], ViewOptions(top_k=len(LABELS)))
     for row in as_counted:
         assert row["score"] == pytest.approx(theirs[row["label"]], abs=1e-5)

@@ -98,13 +98,25 @@ def _label_maps(labels: list[str]) -> dict:
     )
 
 
+def _resize_settings(spec: ClipSpec) -> dict:
+    """A processor's resize and crop for ``spec``: short side then centre crop, or the whole frame
+    resized to the spec's height x width, uncropped."""
+    if spec.frame_size:
+        height, width = spec.frame_size
+        whole = {"height": height, "width": width}
+        return dict(size=whole, crop_size=whole, do_center_crop=False)
+    return dict(
+        size={"shortest_edge": spec.resize_short_side}, crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        do_center_crop=True,
+    )
+
+
 def video_processor_for(spec: ClipSpec, like: object = None) -> BaseVideoProcessor:
     """The video processor that gives `transformers.pipeline` the pixels vidcls gives the model:
     of the class the model came with when that class can say so (its input names: V-JEPA 2's
     pixel_values_videos), else VideoMAE's."""
     settings = dict(
-        size={"shortest_edge": spec.resize_short_side},
-        crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        **_resize_settings(spec),
         image_mean=list(spec.mean),
         image_std=list(spec.std),
         rescale_factor=1 / 255,
@@ -121,21 +133,23 @@ def video_processor_for(spec: ClipSpec, like: object = None) -> BaseVideoProcess
 def image_processor_for(spec: ClipSpec) -> VideoMAEImageProcessor:
     """The same settings as an image processor, for transformers releases without video processors."""
     return VideoMAEImageProcessor(
-        size={"shortest_edge": spec.resize_short_side},
-        crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        **_resize_settings(spec),
         image_mean=list(spec.mean),
         image_std=list(spec.std),
     )
 
 
-def _processor_sizes(processor, config) -> tuple[int, int]:
-    """(crop, short side) from a processor's crop_size and size, else the config's image size."""
+def _processor_sizes(processor, config) -> tuple[int, int, tuple[int, int] | None]:
+    """(crop, short side, whole-frame size) from a processor's crop_size, size and do_center_crop,
+    else the config's image size; the whole-frame size (height, width) only for a processor that
+    resizes to a height and width and does not crop."""
     crop_size = getattr(processor, "crop_size", None) or {}
     size = getattr(processor, "size", None) or {}
     image_size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or ClipSpec.crop_size
     crop = crop_size.get("height") or size.get("height") or image_size
     short = size.get("shortest_edge") or size.get("height") or crop
-    return int(crop), int(short)
+    whole = getattr(processor, "do_center_crop", True) is False and size.get("height") and size.get("width")
+    return int(crop), int(short), (int(size["height"]), int(size["width"])) if whole else None
 
 
 def _normalisation(processor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -167,7 +181,7 @@ def clip_spec_from(
     saved = getattr(config, "vidcls", None) or {}
     sampling = sampling or saved.get("sampling") or (LEGACY_SAMPLING if saved else DEFAULT_SAMPLING)
     check_sampling(sampling)
-    crop, short = _processor_sizes(processor, config)
+    crop, short, frame_size = _processor_sizes(processor, config)
     mean, std = _normalisation(processor)
     return ClipSpec(
         num_frames=num_frames or saved.get("num_frames") or model_frames(config) or ClipSpec.num_frames,  # VideoMAE's
@@ -177,6 +191,8 @@ def clip_spec_from(
         mean=mean,
         std=std,
         sampling=sampling,
+        frame_size=frame_size,
+        clips=saved.get("clips") or ClipSpec.clips,
     )
 
 
@@ -282,9 +298,12 @@ def save_processors(loaded: LoadedModel, out_dir: str | Path) -> None:
 
 def save_settings(loaded: LoadedModel) -> None:
     """Record the clip settings in the config (``config.vidcls``), so every reader of the directory
-    (vidcls, an ONNX export of it) samples frames as training did."""
+    (vidcls, an ONNX export of it) samples frames as training did and scores a video on the
+    model's default views (``clips``)."""
     spec = loaded.spec
-    loaded.model.config.vidcls = {"num_frames": spec.num_frames, "sample_rate": spec.sample_rate, "sampling": spec.sampling}
+    loaded.model.config.vidcls = {
+        "num_frames": spec.num_frames, "sample_rate": spec.sample_rate, "sampling": spec.sampling, "clips": spec.clips,
+    }
 
 
 def spec_as_dict(spec: ClipSpec) -> dict:

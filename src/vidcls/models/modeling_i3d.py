@@ -11,6 +11,14 @@ The last pooling adapts to the input. DeepMind averages Mixed_5c over 2 x 7 x 7 
 1) and then the logits over time, which for a 224 px input is the spatial mean followed by a
 2-frame moving average over time; that is what is computed here for any frame count and size.
 
+Three optional settings (off by default, so a plain I3D folder loads and runs unchanged) make the
+forward a whole-video descriptor, for a head trained on frozen features: ``sub_clips`` cuts the
+frames into that many consecutive clips whose features are averaged (one forward, several clips
+spread over the video); ``flip_average`` averages the features of the frames and of their mirror
+image; ``normalize_features`` scales the descriptor to unit length before the classifier, the
+input a regularised logistic regression was fitted on. They live in the forward, so
+``transformers.pipeline`` (one clip of ``num_frames`` frames) computes exactly what vidcls does.
+
 This file is self-contained (torch and transformers only) because it is also copied into every
 saved model directory and named in the config's ``auto_map``: ``transformers.pipeline`` loads such
 a directory with ``trust_remote_code=True``, and vidcls registers the classes itself.
@@ -63,6 +71,9 @@ class I3DConfig(PretrainedConfig):
         batch_norm_eps: float = 1e-3,
         dropout: float = 0.5,
         freeze_batch_norm: bool = True,
+        sub_clips: int = 1,
+        flip_average: bool = False,
+        normalize_features: bool = False,
         **kwargs,
     ) -> None:
         self.num_frames = num_frames
@@ -72,6 +83,11 @@ class I3DConfig(PretrainedConfig):
         self.dropout = dropout
         # Fine-tuning on a few clips a batch would replace Kinetics' statistics with noisy ones.
         self.freeze_batch_norm = freeze_batch_norm
+        # The whole-video descriptor (module docstring): consecutive clips averaged, mirror image
+        # averaged, unit length before the head.
+        self.sub_clips = sub_clips
+        self.flip_average = flip_average
+        self.normalize_features = normalize_features
         super().__init__(**kwargs)
 
 
@@ -162,7 +178,8 @@ def build_backbone(num_channels: int, eps: float) -> nn.ModuleDict:
 class I3DForVideoClassification(PreTrainedModel):
     """pixel_values (batch, frames, channels, height, width) in [-1, 1] -> logits.
 
-    `pooled_features` is the 1024-wide clip descriptor the head reads; a linear probe caches it.
+    `pooled_features` is the 1024-wide descriptor the head reads (of the whole video with the
+    config's descriptor settings); a linear probe computes it once per video.
     """
 
     config_class = I3DConfig
@@ -194,7 +211,7 @@ class I3DForVideoClassification(PreTrainedModel):
                     module.eval()
         return self
 
-    def pooled_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def clip_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(batch, 1024): Mixed_5c averaged over space, then a 2-frame moving average, then over time."""
         x = pixel_values.transpose(1, 2)  # (batch, channels, frames, height, width)
         for layer in self.backbone.values():
@@ -203,6 +220,23 @@ class I3DForVideoClassification(PreTrainedModel):
         if x.shape[2] > 1:
             x = F.avg_pool1d(x, kernel_size=2, stride=1)
         return x.mean(dim=2)
+
+    def pooled_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(batch, 1024): the descriptor the head reads, as the config's descriptor settings say."""
+        views = [pixel_values, pixel_values.flip(-1)] if self.config.flip_average else [pixel_values]
+        features = torch.stack([self.sub_clip_features(view) for view in views]).mean(dim=0)
+        return F.normalize(features, dim=-1) if self.config.normalize_features else features
+
+    def sub_clip_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`clip_features` averaged over ``sub_clips`` consecutive clips of the frames, run as one batch."""
+        batch, frames = pixel_values.shape[:2]
+        clips = self.config.sub_clips
+        if clips <= 1:
+            return self.clip_features(pixel_values)
+        if frames % clips:
+            raise ValueError(f"{frames} frames do not split into {clips} sub-clips")
+        per_clip = pixel_values.reshape(batch * clips, frames // clips, *pixel_values.shape[2:])
+        return self.clip_features(per_clip).reshape(batch, clips, -1).mean(dim=1)
 
     def forward(
         self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs

@@ -27,7 +27,6 @@ from vidcls.data.discovery import DatasetIndex
 from vidcls.models.loading import MODELING_FILES, PRESETS
 from vidcls.models.pretrained import PRETRAINED
 from vidcls.publish.markdown import markdown_table, percent
-from vidcls.data.sampling import DEFAULT_CLIPS
 from vidcls.training.config import names_where
 from vidcls.data.clip_spec import ClipSpec
 
@@ -261,14 +260,23 @@ def _frames_section(spec: ClipSpec) -> str:
     rows = [
         ("frames per clip", spec.num_frames),
         ("frames taken", taken),
-        ("short side resized to", f"{spec.resize_short_side} px"),
-        ("crop", f"{spec.crop_size} x {spec.crop_size} px"),
+        *_size_rows(spec),
         ("mean / std", f"{list(spec.mean)} / {list(spec.std)}"),
-        ("`vidcls predict` views", f"{DEFAULT_CLIPS} clips spread over the whole video x 1 centre crop"),
+        ("`vidcls predict` views", f"{spec.clips} clips spread over the whole video x 1 {_crop_name(spec)}"),
     ]
     return ("## Frames the model sees\n\nSaved in `config.json` (`vidcls`) and the processors "
             "(`video_preprocessor_config.json`, `preprocessor_config.json`).\n\n"
             + markdown_table(("", "value"), rows))
+
+
+def _size_rows(spec: ClipSpec) -> list[tuple[str, str]]:
+    if spec.frame_size:
+        return [("frames resized to", f"{spec.frame_size[1]} x {spec.frame_size[0]} px (width x height), whole, uncropped")]
+    return [("short side resized to", f"{spec.resize_short_side} px"), ("crop", f"{spec.crop_size} x {spec.crop_size} px")]
+
+
+def _crop_name(spec: ClipSpec) -> str:
+    return "whole frame" if spec.frame_size else "centre crop"
 
 
 def _training_section(config: TrainConfig, state: RunState, device: torch.device, world_size: int) -> str:
@@ -311,7 +319,7 @@ classifier = pipeline("video-classification", model="{model}"{trust})  # or the 
 classifier("video.mp4")
 ```
 
-With vidcls ({DEFAULT_CLIPS} clips averaged, sampling read from the model):
+With vidcls ({spec.clips} clip{"s averaged" if spec.clips > 1 else ""}, sampling read from the model):
 
 ```bash
 vidcls predict {model} video.mp4 --top-k 3

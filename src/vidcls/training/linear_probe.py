@@ -1,69 +1,172 @@
-"""Train only the head of a pretrained model on features computed once (``vidcls train --freeze-backbone``).
+"""A head on frozen pretrained features (``vidcls train --freeze-backbone``, and the search's pretrained recipe).
 
-With the backbone frozen, every epoch would run the same clips through the same network; here each
-video's clip (the test clip: segment sampling's centre clip, centre crop) goes through the backbone
-once, its pooled features stay in memory, and the head trains on them for many epochs in seconds.
-The output is the whole model (pretrained backbone + trained head), an ordinary model folder that
-eval, predict, serve and transformers.pipeline read like any other.
+Each video goes through the backbone once, read as the saved model will read it (`features_spec`:
+frames spread over the whole video in consecutive sub-clips, whole frames uncropped), and, where
+flips are allowed, its mirror image too. The head is then not trained by gradient steps, which
+underfit (benchmarks/transfer.md), but fitted as an L2-regularised multinomial logistic regression
+(scikit-learn) on the unit-length descriptors: its strength C, and whether to average the mirror
+image, are chosen on the validation split. Its coefficients become the classifier's weight and
+bias and the choices the model config's descriptor settings (`modeling_i3d`), so the saved
+model's one forward, in vidcls or `transformers.pipeline`, computes what the head was fitted on.
+The output is the whole model, an ordinary model folder.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import math
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from vidcls.training import distributed
+from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.datasets import EvalClipDataset, collate_eval
+from vidcls.data.discovery import VideoRecord, save_split
+from vidcls.data.transforms import normalize_batch
 from vidcls.errors import VidclsError
 from vidcls.inference.forward import autocast
-from vidcls.data.discovery import save_split
+from vidcls.models.loading import LoadedModel, create_model, save_model
+from vidcls.models.pretrained import FEATURES_SUB_CLIPS, PRETRAINED, features_spec
 from vidcls.publish.model_card import write_model_card
-from vidcls.models.loading import create_model, save_model
 from vidcls.training.run_state import RunState
-from vidcls.data.clip_spec import ClipSpec
-from vidcls.data.transforms import normalize_batch
 
 logger = logging.getLogger(__name__)
 
-PROBE_EPOCHS = 200  # full passes over the cached features: a few seconds for a few hundred videos
-PROBE_LR = 1e-2  # the head alone, from zero, on fixed features
+# Inverse regularisation strengths tried on the validation split: the real clips of benchmarks/real.md
+# score within a few points of each other over this range, so a coarse grid is enough.
+HEAD_C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+HEAD_C_WITHOUT_VALIDATION = 3.0  # the middle of the grid, when there is nothing to choose on
+HEAD_MAX_ITER = 1000
+FEATURES_BATCH = 4  # videos per forward while computing features
+
+
+@dataclass
+class VideoFeatures:
+    """Each readable video's backbone features, sub-clips averaged, before the unit-length scaling;
+    of its mirror image too when flips are allowed; and its label id."""
+
+    plain: np.ndarray
+    mirrored: np.ndarray | None
+    labels: np.ndarray
+
+    def descriptors(self, flip: bool) -> np.ndarray:
+        """What the head reads (`I3DForVideoClassification.pooled_features`): mirror image averaged
+        when ``flip``, then scaled to unit length."""
+        features = (self.plain + self.mirrored) / 2 if flip else self.plain
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class HeadFit:
+    """The head kept, the settings it was fitted with and what each candidate scored on validation."""
+
+    weight: np.ndarray  # (classes, features)
+    bias: np.ndarray
+    c: float
+    flip: bool
+    train_accuracy: float
+    val_accuracy: float | None
+    val_loss: float | None
+    tried: list[dict] = field(default_factory=list)
 
 
 @torch.inference_mode()
-def clip_features(
-    model, records, label2id: dict[str, int], spec: ClipSpec, device: torch.device, workers: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(videos, features) of each readable video's test clip, and their label ids; unreadable videos are left out."""
-    loader = DataLoader(EvalClipDataset(records, spec), batch_size=4, num_workers=workers, collate_fn=collate_eval)
-    features, labels = [], []
+def video_features(
+    model, records: list[VideoRecord], label2id: dict[str, int], spec: ClipSpec, device: torch.device, workers: int,
+    mirrored: bool,
+) -> VideoFeatures:
+    """`VideoFeatures` of ``records``, each video decoded once; unreadable videos are left out (and logged)."""
+    loader = DataLoader(
+        EvalClipDataset(records, spec), batch_size=FEATURES_BATCH, num_workers=workers, collate_fn=collate_eval
+    )
+    plain, mirror, labels = [], [], []
     for views, positions, _failed in loader:
         if views is None:
             continue
-        flat = views.flatten(0, 1).to(device)  # one view per video
+        pixels = normalize_batch(views.flatten(0, 1).to(device), spec)  # one view per video
         with autocast(device):
-            features.append(model.pooled_features(normalize_batch(flat, spec)).float().cpu())
+            plain.append(model.sub_clip_features(pixels).float().cpu())
+            if mirrored:
+                mirror.append(model.sub_clip_features(pixels.flip(-1)).float().cpu())
         labels.extend(label2id[records[i].label] for i in positions)
-    if not features:
-        return torch.empty(0, model.classifier.in_features), torch.empty(0, dtype=torch.long)
-    return torch.cat(features), torch.tensor(labels)
+    width = model.classifier.in_features
+    stack = lambda parts: torch.cat(parts).numpy() if parts else np.empty((0, width), np.float32)  # noqa: E731
+    return VideoFeatures(stack(plain), stack(mirror) if mirrored else None, np.asarray(labels, dtype=np.int64))
+
+
+def fit_head(train: VideoFeatures, val: VideoFeatures, num_classes: int, flips: tuple[bool, ...]) -> HeadFit:
+    """The logistic regression with the best validation accuracy over `HEAD_C_GRID` x ``flips``
+    (ties: the lower validation loss); `HEAD_C_WITHOUT_VALIDATION` and the first of ``flips`` without
+    a validation split."""
+    if not len(val.labels):
+        return _fit(train, val, num_classes, HEAD_C_WITHOUT_VALIDATION, flips[0])
+    fits = [_fit(train, val, num_classes, c, flip) for flip in flips for c in HEAD_C_GRID]
+    best = max(fits, key=lambda fit: (fit.val_accuracy, -fit.val_loss))
+    best.tried = [{"C": fit.c, "flip": fit.flip, "val_accuracy": fit.val_accuracy, "val_loss": fit.val_loss} for fit in fits]
+    return best
+
+
+def _fit(train: VideoFeatures, val: VideoFeatures, num_classes: int, c: float, flip: bool) -> HeadFit:
+    """One regularised logistic regression, as (classes, features) weights even for two classes."""
+    from sklearn.linear_model import LogisticRegression  # here: only a probe needs scikit-learn
+
+    x = train.descriptors(flip)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a convergence warning at the largest C changes nothing kept
+        regression = LogisticRegression(C=c, max_iter=HEAD_MAX_ITER).fit(x, train.labels)
+    weight = np.zeros((num_classes, x.shape[1]), np.float32)
+    bias = np.zeros(num_classes, np.float32)
+    if len(regression.classes_) == 2:  # one logit z for the second class: softmax of (0, z) is its sigmoid
+        weight[regression.classes_[1]], bias[regression.classes_[1]] = regression.coef_[0], regression.intercept_[0]
+    else:
+        weight[regression.classes_], bias[regression.classes_] = regression.coef_, regression.intercept_
+    fit = HeadFit(weight, bias, c, flip, _accuracy(weight, bias, x, train.labels)[0], None, None)
+    if len(val.labels):
+        fit.val_accuracy, fit.val_loss = _accuracy(weight, bias, val.descriptors(flip), val.labels)
+    return fit
+
+
+def _accuracy(weight: np.ndarray, bias: np.ndarray, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Top-1 and mean negative log probability of the true class under the head."""
+    logits = torch.from_numpy(x @ weight.T + bias)
+    truth = torch.from_numpy(labels)
+    loss = torch.nn.functional.cross_entropy(logits, truth)
+    return float((logits.argmax(-1) == truth).float().mean()), float(loss)
+
+
+def data_aspect(records: list[VideoRecord]) -> float:
+    """The training videos' usual shape (median width / height): the whole-frame size's aspect."""
+    return float(np.median([r.info.width / r.info.height for r in records])) if records else 4 / 3
+
+
+def features_model(config, records: list[VideoRecord], labels: list[str]) -> LoadedModel:
+    """The pretrained model ``config.model`` set up to compute whole-video features: its clip settings
+    (`features_spec`, at the training videos' aspect) and its descriptor settings, flip decided later."""
+    loaded = create_model(config.model, labels, config.num_frames, config.sample_rate, config.sampling)
+    model = loaded.model
+    if not hasattr(model, "sub_clip_features"):
+        raise VidclsError(f"{config.model}: --freeze-backbone needs a pretrained I3D model (i3d-kinetics400)")
+    loaded.spec = features_spec(loaded.spec, data_aspect(records), config.num_frames, config.model in PRETRAINED)
+    model.config.num_frames, model.config.image_size = loaded.spec.num_frames, min(loaded.spec.input_size)
+    model.config.sub_clips = FEATURES_SUB_CLIPS if loaded.spec.num_frames % FEATURES_SUB_CLIPS == 0 else 1
+    model.config.normalize_features = True
+    return loaded
 
 
 def train_linear_probe(config, processes: distributed.Processes):
     """`training.loop.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
     from vidcls.training.loop import (  # the run's bookkeeping is training's, shared
-        METRICS_FILE, CURVE_FILE, TrainResult, check_output, plot_training_curve, prepare_output, training_data,
-        write_train_args,
+        METRICS_FILE, TrainResult, check_output, prepare_output, training_data, write_train_args,
     )
 
     if config.resume:
-        raise VidclsError("--resume does not apply to --freeze-backbone: start the probe again (it takes seconds)")
+        raise VidclsError("--resume does not apply to --freeze-backbone: start the probe again (it takes minutes at most)")
     if processes.world_size > 1:
         raise VidclsError("--freeze-backbone runs in one process; start it without torchrun")
     output = Path(config.output)
@@ -71,66 +174,56 @@ def train_linear_probe(config, processes: distributed.Processes):
     device = processes.device
     torch.manual_seed(config.seed)
     index = training_data(config, is_main_process=True)
-    loaded = create_model(config.model, index.labels, config.num_frames, config.sample_rate, config.sampling)
+    loaded = features_model(config, index.split("train"), index.labels)
     model = loaded.model.to(device).eval()
-    if not hasattr(model, "pooled_features"):
-        raise VidclsError(f"{config.model}: --freeze-backbone needs a pretrained model with a feature head (i3d-kinetics400)")
     workers = config.workers if config.workers is not None else 1
     started = time.perf_counter()
-    train_x, train_y = clip_features(model, index.split("train"), index.label2id, loaded.spec, device, workers)
-    val_x, val_y = clip_features(model, index.splits.get("val") or [], index.label2id, loaded.spec, device, workers)
-    logger.info("features of %d training and %d validation videos computed", len(train_y), len(val_y))
-    config.epochs = config.epochs or PROBE_EPOCHS
-    config.lr = config.lr or PROBE_LR
-    head = model.classifier
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    compute = lambda records: video_features(  # noqa: E731
+        model, records, index.label2id, loaded.spec, device, workers, mirrored=config.flip
+    )
+    train_features, val_features = compute(index.split("train")), compute(index.splits.get("val") or [])
+    logger.info("features of %d training and %d validation videos computed in %.0f s",
+                len(train_features.labels), len(val_features.labels), time.perf_counter() - started)
+    fit = fit_head(train_features, val_features, len(index.labels), (True, False) if config.flip else (False,))
+    set_head(model, fit)
+    logger.info("head: logistic regression, C %g, mirror image %s; val accuracy %s",
+                fit.c, "averaged" if fit.flip else "not used", "n/a" if fit.val_accuracy is None else f"{fit.val_accuracy:.3f}")
     prepare_output(output, resume=False)
     save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
     write_train_args(output, config, index.labels, None)
     state = RunState()
-    best_head = copy.deepcopy(head.state_dict())
-    generator = torch.Generator().manual_seed(config.seed)
-    for epoch in range(1, config.epochs + 1):
-        row = {"epoch": epoch, "train_loss": head_epoch(model, train_x, train_y, optimizer, config, generator, device)}
-        # The first epoch's time includes computing the features, so the run's time adds up.
-        row["epoch_seconds"], started = time.perf_counter() - started, time.perf_counter()
-        if len(val_y):
-            row.update(val_accuracy=head_accuracy(model, val_x, val_y, device), val_videos=len(val_y))
-        if state.record(row):
-            best_head = copy.deepcopy(head.state_dict())
-        if config.early_stopping and state.stale_epochs >= config.early_stopping:
-            break
-    head.load_state_dict(best_head)
+    state.record(probe_row(fit, len(val_features.labels), time.perf_counter() - started))
+    state.stopped = f"the head is fitted in one step: logistic regression, C {fit.c:g} chosen on the validation split"
     save_model(loaded, output)
-    (output / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in state.history))
-    plot_training_curve(state.history, output / CURVE_FILE)
+    (output / METRICS_FILE).write_text(json.dumps(state.history[0]) + "\n")
+    record_head(output, fit)
     write_model_card(output, config, index, loaded.spec, state, device, 1)
     return TrainResult.of(state, output, index)
 
 
-def head_epoch(model, features, labels, optimizer, config, generator, device) -> float:
-    """One shuffled pass of the head over the cached features (dropout as the full model trains)."""
-    model.dropout.train()
-    order = torch.randperm(len(labels), generator=generator)
-    losses = []
-    for start in range(0, len(order), config.batch_size):
-        chosen = order[start : start + config.batch_size]
-        x, y = features[chosen].to(device), labels[chosen].to(device)
-        logits = model.classifier(model.dropout(x))
-        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    model.dropout.eval()
-    return sum(losses) / max(1, len(losses))
+def set_head(model, fit: HeadFit) -> None:
+    """The fitted coefficients as the classifier, and the mirror-image choice as the model's setting."""
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.from_numpy(fit.weight))
+        model.classifier.bias.copy_(torch.from_numpy(fit.bias))
+    model.config.flip_average = fit.flip
 
 
-@torch.no_grad()
-def head_accuracy(model, features, labels, device) -> float:
-    """Top-1 of the head on cached features (NaN without any)."""
-    if not len(labels):
-        return math.nan
-    logits = model.classifier(features.to(device))
-    return float((logits.argmax(-1).cpu() == labels).float().mean())
+def probe_row(fit: HeadFit, val_videos: int, seconds: float) -> dict:
+    """metrics.jsonl's one row: the fit, as an epoch row reads (the model card and `TrainResult` read it)."""
+    row = {"epoch": 1, "train_accuracy": fit.train_accuracy, "epoch_seconds": seconds, "C": fit.c, "flip": fit.flip}
+    if fit.val_accuracy is not None:
+        row.update(val_accuracy=fit.val_accuracy, val_loss=fit.val_loss, val_videos=val_videos)
+    return row
+
+
+def record_head(output: Path, fit: HeadFit) -> None:
+    """train_args.json: the head's settings and every candidate's validation score."""
+    from vidcls.training.loop import ARGS_FILE
+
+    path = output / ARGS_FILE
+    record = json.loads(path.read_text())
+    record["head"] = {"kind": "logistic regression (L2)", "C": fit.c, "flip_average": fit.flip,
+                      "val_accuracy": fit.val_accuracy, "tried": fit.tried}
+    path.write_text(json.dumps(record, indent=2))
 
