@@ -80,6 +80,26 @@ def write_model_card(
     return card
 
 
+def add_search_section(model_dir: str | Path, search: dict) -> Path:
+    """Say in the card what the recipe search (`training.recipe_search`) tried and why it kept this model."""
+    card = Path(model_dir) / CARD_FILE
+    rows = [
+        (candidate["recipe"], f"`{folder_name(candidate['model'])}`",
+         "n/a" if candidate["val_accuracy"] is None else percent(candidate["val_accuracy"]),
+         f"{candidate['seconds']:.0f}" if candidate["outcome"] in ("tried", "kept") else "", candidate["outcome"])
+        for candidate in search["tried"]
+    ]
+    section = (
+        f"## Recipe search\n\n`vidcls train` without `--model` tried these recipes within its "
+        f"{search['budget_minutes']:g}-minute budget and kept **{search['kept']}**: {search['why']}. "
+        "The training command below reproduces the kept recipe alone.\n\n"
+        + markdown_table(("recipe", "model", "val top-1", "seconds", "outcome"), rows)
+    )
+    text = card.read_text()
+    card.write_text(text.replace("## Labels", f"{section}\n\n## Labels", 1))
+    return card
+
+
 def update_test_scores(model_dir: str | Path, result: EvaluationResult) -> Path | None:
     """Put a test-split evaluation into the card of ``model_dir``; None when there is nothing to update
     (another split, or a directory without a vidcls card)."""

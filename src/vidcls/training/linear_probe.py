@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from vidcls.training import distributed
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.datasets import EvalClipDataset, collate_eval
-from vidcls.data.discovery import VideoRecord, save_split
+from vidcls.data.discovery import DatasetIndex, VideoRecord, save_split
 from vidcls.data.transforms import normalize_batch
 from vidcls.errors import VidclsError
 from vidcls.inference.forward import autocast
@@ -54,6 +54,12 @@ class VideoFeatures:
     plain: np.ndarray
     mirrored: np.ndarray | None
     labels: np.ndarray
+
+    @classmethod
+    def joined(cls, parts: list[VideoFeatures]) -> VideoFeatures:
+        """The videos of ``parts``, in order."""
+        mirrored = None if parts[0].mirrored is None else np.concatenate([part.mirrored for part in parts])
+        return cls(np.concatenate([part.plain for part in parts]), mirrored, np.concatenate([part.labels for part in parts]))
 
     def descriptors(self, flip: bool) -> np.ndarray:
         """What the head reads (`I3DForVideoClassification.pooled_features`): mirror image averaged
@@ -159,45 +165,96 @@ def features_model(config, records: list[VideoRecord], labels: list[str]) -> Loa
     return loaded
 
 
+class FeaturesTooSlow(VidclsError):
+    """Computing every video's features would take longer than the time allowed."""
+
+
+@dataclass
+class ProbeFit:
+    """A features model with its fitted head, not yet saved, and what the fit cost."""
+
+    loaded: LoadedModel
+    fit: HeadFit
+    val_videos: int
+    seconds: float
+
+
+def split_features(
+    model, splits: list[list[VideoRecord]], label2id: dict[str, int], spec: ClipSpec, device: torch.device,
+    workers: int, mirrored: bool, max_seconds: float | None = None,
+) -> list[VideoFeatures]:
+    """`VideoFeatures` of each list of records; with ``max_seconds``, the first batch of videos times
+    the rest and `FeaturesTooSlow` is raised, before the rest is computed, when all would take longer."""
+    compute = lambda records: video_features(  # noqa: E731
+        model, records, label2id, spec, device, workers, mirrored
+    )
+    total = sum(len(records) for records in splits)
+    started = time.perf_counter()
+    results = []
+    for records in splits:
+        first = records[:FEATURES_BATCH] if max_seconds and not results else []
+        parts = [compute(first)] if first else []
+        if first:
+            projected = (time.perf_counter() - started) / len(first) * total
+            if projected > max_seconds:
+                raise FeaturesTooSlow(
+                    f"features of {total} videos would take about {projected / 60:.1f} min, more than the "
+                    f"{max_seconds / 60:.1f} min allowed"
+                )
+            max_seconds = None
+        parts.append(compute(records[len(first):]))
+        results.append(VideoFeatures.joined(parts))
+    return results
+
+
+def fit_probe(config, index: DatasetIndex, device: torch.device, max_seconds: float | None = None) -> ProbeFit:
+    """The features model of ``config.model`` with the head chosen on the validation split, in memory."""
+    started = time.perf_counter()
+    loaded = features_model(config, index.split("train"), index.labels)
+    model = loaded.model.to(device).eval()
+    workers = config.workers if config.workers is not None else 1
+    val_records = index.splits.get("val") or []
+    val, train = split_features(
+        model, [val_records, index.split("train")], index.label2id, loaded.spec, device, workers, config.flip, max_seconds,
+    )
+    logger.info("features of %d training and %d validation videos computed in %.0f s",
+                len(train.labels), len(val.labels), time.perf_counter() - started)
+    fit = fit_head(train, val, len(index.labels), (True, False) if config.flip else (False,))
+    set_head(model, fit)
+    logger.info("head: logistic regression, C %g, mirror image %s; val accuracy %s",
+                fit.c, "averaged" if fit.flip else "not used", "n/a" if fit.val_accuracy is None else f"{fit.val_accuracy:.3f}")
+    return ProbeFit(loaded, fit, len(val.labels), time.perf_counter() - started)
+
+
 def train_linear_probe(config, processes: distributed.Processes):
     """`training.loop.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
-    from vidcls.training.loop import (  # the run's bookkeeping is training's, shared
-        METRICS_FILE, TrainResult, check_output, prepare_output, training_data, write_train_args,
-    )
+    from vidcls.training.loop import check_output, training_data  # the run's bookkeeping is training's, shared
 
     if config.resume:
         raise VidclsError("--resume does not apply to --freeze-backbone: start the probe again (it takes minutes at most)")
     if processes.world_size > 1:
         raise VidclsError("--freeze-backbone runs in one process; start it without torchrun")
-    output = Path(config.output)
-    check_output(output, config.resume, config.overwrite)
-    device = processes.device
+    check_output(Path(config.output), config.resume, config.overwrite)
     torch.manual_seed(config.seed)
     index = training_data(config, is_main_process=True)
-    loaded = features_model(config, index.split("train"), index.labels)
-    model = loaded.model.to(device).eval()
-    workers = config.workers if config.workers is not None else 1
-    started = time.perf_counter()
-    compute = lambda records: video_features(  # noqa: E731
-        model, records, index.label2id, loaded.spec, device, workers, mirrored=config.flip
-    )
-    train_features, val_features = compute(index.split("train")), compute(index.splits.get("val") or [])
-    logger.info("features of %d training and %d validation videos computed in %.0f s",
-                len(train_features.labels), len(val_features.labels), time.perf_counter() - started)
-    fit = fit_head(train_features, val_features, len(index.labels), (True, False) if config.flip else (False,))
-    set_head(model, fit)
-    logger.info("head: logistic regression, C %g, mirror image %s; val accuracy %s",
-                fit.c, "averaged" if fit.flip else "not used", "n/a" if fit.val_accuracy is None else f"{fit.val_accuracy:.3f}")
+    return save_probe(fit_probe(config, index, processes.device), config, index, processes.device)
+
+
+def save_probe(probe: ProbeFit, config, index: DatasetIndex, device: torch.device):
+    """Write the features model as the run's output folder (whatever an earlier run wrote there replaced)."""
+    from vidcls.training.loop import METRICS_FILE, TrainResult, prepare_output, write_train_args
+
+    output = Path(config.output)
     prepare_output(output, resume=False)
     save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
     write_train_args(output, config, index.labels, None)
     state = RunState()
-    state.record(probe_row(fit, len(val_features.labels), time.perf_counter() - started))
-    state.stopped = f"the head is fitted in one step: logistic regression, C {fit.c:g} chosen on the validation split"
-    save_model(loaded, output)
+    state.record(probe_row(probe.fit, probe.val_videos, probe.seconds))
+    state.stopped = f"the head is fitted in one step: logistic regression, C {probe.fit.c:g} chosen on the validation split"
+    save_model(probe.loaded, output)
     (output / METRICS_FILE).write_text(json.dumps(state.history[0]) + "\n")
-    record_head(output, fit)
-    write_model_card(output, config, index, loaded.spec, state, device, 1)
+    record_head(output, probe.fit)
+    write_model_card(output, config, index, probe.loaded.spec, state, device, 1)
     return TrainResult.of(state, output, index)
 
 

@@ -73,6 +73,7 @@ class TrainResult:
     bad_files: list[BadFile] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     is_main_process: bool = True  # False in the other processes of a data-parallel run
+    search: dict | None = None  # what the recipe search tried and kept (`training.recipe_search`), when it ran
 
     @classmethod
     def of(cls, state: RunState, output: Path, index: DatasetIndex, is_main_process: bool = True) -> TrainResult:
@@ -390,10 +391,15 @@ def train(config: TrainConfig) -> TrainResult:
             from vidcls.training.linear_probe import train_linear_probe
 
             return train_linear_probe(config, processes)
-        return _train(config, processes)
+        if config.model is None and not config.resume:  # a resume reads the kept recipe's model from train_args.json
+            from vidcls.training.recipe_search import search
+
+            return search(config, processes)
+        return run_training(config, processes)
 
 
-def _train(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
+def run_training(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
+    """One run of ``config.model`` (the loop of the module docstring), new or resumed."""
     started = time.perf_counter()
     output = Path(config.output)
     check_output(output, config.resume, config.overwrite)
