@@ -23,8 +23,10 @@ from videos import write_video
 from vidcls.cli import app
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.models import pretrained
+from vidcls.models.pretrained import FEATURES_SUB_CLIPS
 from vidcls.models.loading import LoadedModel, save_model
 from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
+from vidcls.training.linear_probe import HEAD_C_GRID
 from vidcls.training.loop import ARGS_FILE, CHECKPOINT, TrainConfig, train
 
 COLOURS = {"Red": (200, 40, 40), "Green": (40, 200, 40), "Blue": (40, 40, 200)}
@@ -94,9 +96,9 @@ def test_features_that_separate_the_classes_are_kept_and_motion_is_not_trained(f
     features, motion = search["tried"]
     assert features["val_accuracy"] == 1.0 and features["outcome"] == "kept" and features["seconds"] > 0
     assert motion["outcome"].startswith("skipped") and "perfect" in search["why"]
-    assert args["freeze_backbone"] is True and args["head"]["C"] in (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+    assert args["freeze_backbone"] is True and args["head"]["C"] in HEAD_C_GRID
     config = json.loads((features_kept / "config.json").read_text())
-    assert config["normalize_features"] is True and config["sub_clips"] == 2 and config["vidcls"]["clips"] == 1
+    assert config["normalize_features"] is True and config["sub_clips"] == FEATURES_SUB_CLIPS and config["vidcls"]["clips"] == 1
     processor = json.loads((features_kept / "video_preprocessor_config.json").read_text())
     assert processor["do_center_crop"] is False and processor["size"] == {"height": 32, "width": 42}  # the data's 4:3
     assert not (features_kept / CHECKPOINT).exists()

@@ -77,7 +77,7 @@ FINE_TUNE_FRAMES, FINE_TUNE_CROP = 16, 160
 # frame resized whole (no crop: an actor who crosses the frame stays in it) to this short side and
 # the training videos' usual aspect ratio. One forward per video, so predict and the pipeline read
 # a video exactly as the head was trained.
-FEATURES_FRAMES, FEATURES_SUB_CLIPS, FEATURES_SHORT_SIDE = 32, 2, 160
+FEATURES_FRAMES, FEATURES_SUB_CLIPS, FEATURES_SHORT_SIDE = 16, 1, 160
 # Pretrained layers learn at this fraction of the new head's rate: they start from features worth keeping.
 BACKBONE_LR_FACTOR = 0.1
 

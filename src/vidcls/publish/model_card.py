@@ -181,7 +181,7 @@ def training_command(config: TrainConfig, world_size: int = 1) -> str:
     changed."""
     changed = {
         f.name: getattr(config, f.name) for f in fields(config)
-        if f.name not in RUN_ONLY and (getattr(config, f.name) != f.default or f.name == "model")
+        if f.name not in RUN_ONLY and getattr(config, f.name) != f.default
     }
     if any(name in API_ONLY for name in changed):
         folders = [repr(folder_name(config.data)), repr(folder_name(config.output))]

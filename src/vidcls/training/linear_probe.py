@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader
 
 from vidcls.training import distributed
@@ -38,10 +39,11 @@ from vidcls.training.run_state import RunState
 
 logger = logging.getLogger(__name__)
 
-# Inverse regularisation strengths tried on the validation split: the real clips of benchmarks/real.md
-# score within a few points of each other over this range, so a coarse grid is enough.
-HEAD_C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
-HEAD_C_WITHOUT_VALIDATION = 3.0  # the middle of the grid, when there is nothing to choose on
+# Inverse regularisation strengths tried on the validation split. On unit-length features the best
+# are large (Weizmann and UCF101 clips, benchmarks/real.md: C 100-1000), and nearby values score
+# within a few points, so a coarse grid is enough.
+HEAD_C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+HEAD_C_WITHOUT_VALIDATION = 100.0  # when there is nothing to choose on
 HEAD_MAX_ITER = 1000
 FEATURES_BATCH = 4  # videos per forward while computing features
 
@@ -123,7 +125,9 @@ def _fit(train: VideoFeatures, val: VideoFeatures, num_classes: int, c: float, f
     from sklearn.linear_model import LogisticRegression  # here: only a probe needs scikit-learn
 
     x = train.descriptors(flip)
-    with warnings.catch_warnings():
+    # One BLAS thread: a fit on a few hundred videos takes a fraction of a second on one, and
+    # minutes when threads fight over busy cores (benchmarks/real.md).
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # a convergence warning at the largest C changes nothing kept
         regression = LogisticRegression(C=c, max_iter=HEAD_MAX_ITER).fit(x, train.labels)
     weight = np.zeros((num_classes, x.shape[1]), np.float32)
