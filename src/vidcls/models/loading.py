@@ -148,8 +148,10 @@ def _processor_sizes(processor, config) -> tuple[int, int, tuple[int, int] | Non
     image_size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or ClipSpec.crop_size
     crop = crop_size.get("height") or size.get("height") or image_size
     short = size.get("shortest_edge") or size.get("height") or crop
-    whole = getattr(processor, "do_center_crop", True) is False and size.get("height") and size.get("width")
-    return int(crop), int(short), (int(size["height"]), int(size["width"])) if whole else None
+    if getattr(processor, "do_center_crop", True) is False and size.get("height") and size.get("width"):
+        whole = int(size["height"]), int(size["width"])
+        return min(whole), min(whole), whole  # a whole-frame spec's crop and short side: its short side
+    return int(crop), int(short), None
 
 
 def _normalisation(processor) -> tuple[tuple[float, ...], tuple[float, ...]]:

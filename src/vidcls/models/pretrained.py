@@ -270,7 +270,9 @@ def features_spec(spec: ClipSpec, aspect: float, num_frames: int | None = None, 
     `FEATURES_SHORT_SIDE`; a model folder (``pretrained`` False) its own frames at its own crop size."""
     frames = num_frames or (FEATURES_FRAMES if pretrained else spec.num_frames)
     short = FEATURES_SHORT_SIDE if pretrained else spec.crop_size
-    return replace(spec, num_frames=frames, frame_size=whole_frame_size(aspect, short), clips=1)
+    return replace(
+        spec, num_frames=frames, frame_size=whole_frame_size(aspect, short), crop_size=short, resize_short_side=short, clips=1,
+    )
 
 
 def whole_frame_size(aspect: float, short_side: int) -> tuple[int, int]:
