@@ -14,9 +14,11 @@ no video processors.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,6 +33,7 @@ from transformers import (
     VideoMAEImageProcessor,
     VideoMAEVideoProcessor,
 )
+from transformers.utils import logging as transformers_logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from vidcls.errors import ModelError
@@ -260,15 +263,31 @@ def _from_pretrained(name: str, overrides: dict) -> PreTrainedModel:
         presets = "" if "/" in name else f", nor a preset ({', '.join(PRESETS)}) or pretrained model ({', '.join(PRETRAINED)})"
         raise ModelError(f"{name}: no such model directory{presets}")
     try:
-        return AutoModelForVideoClassification.from_pretrained(
-            str(local) if local.is_dir() else name, ignore_mismatched_sizes=bool(overrides), **overrides
-        )
+        with _expected_new_head(bool(overrides)):
+            return AutoModelForVideoClassification.from_pretrained(
+                str(local) if local.is_dir() else name, ignore_mismatched_sizes=bool(overrides), **overrides
+            )
     except (OSError, ValueError) as error:
         where = "local directory" if local.is_dir() else (
             f"hub id (there is no local directory {name} either; is the hub reachable? "
             "set HF_HUB_OFFLINE=1 to use the cache)"
         )
         raise ModelError(f"could not load model '{name}' as a {where}: {str(error).splitlines()[0]}") from error
+
+
+@contextlib.contextmanager
+def _expected_new_head(new_head: bool) -> Iterator[None]:
+    """Quiet transformers' load report and label-count warning while a head is replaced on purpose
+    (new labels): the head's mismatch is the point, and the table would fill the training log."""
+    if not new_head:
+        yield
+        return
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 def load_processor(name: str, model: PreTrainedModel):
