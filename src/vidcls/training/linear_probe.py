@@ -56,12 +56,16 @@ class VideoFeatures:
     plain: np.ndarray
     mirrored: np.ndarray | None
     labels: np.ndarray
+    mirror_seconds: float = 0.0  # of the time computing them, what the mirror images took
 
     @classmethod
     def joined(cls, parts: list[VideoFeatures]) -> VideoFeatures:
-        """The videos of ``parts``, in order."""
-        mirrored = None if parts[0].mirrored is None else np.concatenate([part.mirrored for part in parts])
-        return cls(np.concatenate([part.plain for part in parts]), mirrored, np.concatenate([part.labels for part in parts]))
+        """The videos of ``parts``, in order (mirror images only when every part has them)."""
+        mirrored = None if any(part.mirrored is None for part in parts) else np.concatenate([part.mirrored for part in parts])
+        return cls(
+            np.concatenate([part.plain for part in parts]), mirrored, np.concatenate([part.labels for part in parts]),
+            sum(part.mirror_seconds for part in parts),
+        )
 
     def descriptors(self, flip: bool) -> np.ndarray:
         """What the head reads (`I3DForVideoClassification.pooled_features`): mirror image averaged
@@ -93,7 +97,7 @@ def video_features(
     loader = DataLoader(
         EvalClipDataset(records, spec), batch_size=FEATURES_BATCH, num_workers=workers, collate_fn=collate_eval
     )
-    plain, mirror, labels = [], [], []
+    plain, mirror, labels, mirror_seconds = [], [], [], 0.0
     for views, positions, _failed in loader:
         if views is None:
             continue
@@ -101,11 +105,15 @@ def video_features(
         with autocast(device):
             plain.append(model.sub_clip_features(pixels).float().cpu())
             if mirrored:
+                started = time.perf_counter()
                 mirror.append(model.sub_clip_features(pixels.flip(-1)).float().cpu())
+                mirror_seconds += time.perf_counter() - started
         labels.extend(label2id[records[i].label] for i in positions)
     width = model.classifier.in_features
     stack = lambda parts: torch.cat(parts).numpy() if parts else np.empty((0, width), np.float32)  # noqa: E731
-    return VideoFeatures(stack(plain), stack(mirror) if mirrored else None, np.asarray(labels, dtype=np.int64))
+    return VideoFeatures(
+        stack(plain), stack(mirror) if mirrored else None, np.asarray(labels, dtype=np.int64), mirror_seconds
+    )
 
 
 def fit_head(train: VideoFeatures, val: VideoFeatures, num_classes: int, flips: tuple[bool, ...]) -> HeadFit:
@@ -187,29 +195,43 @@ def split_features(
     model, splits: list[list[VideoRecord]], label2id: dict[str, int], spec: ClipSpec, device: torch.device,
     workers: int, mirrored: bool, max_seconds: float | None = None,
 ) -> list[VideoFeatures]:
-    """`VideoFeatures` of each list of records; with ``max_seconds``, the first batch of videos times
-    the rest and `FeaturesTooSlow` is raised, before the rest is computed, when all would take longer."""
-    compute = lambda records: video_features(  # noqa: E731
+    """`VideoFeatures` of each list of records. With ``max_seconds`` the second batch of videos times
+    the rest (the first pays for the network's first calls): when all would take longer, the mirror
+    images are left out where that is enough, else `FeaturesTooSlow` is raised, before the rest is
+    computed."""
+    compute = lambda records, mirrored: video_features(  # noqa: E731
         model, records, label2id, spec, device, workers, mirrored
     )
     total = sum(len(records) for records in splits)
-    started = time.perf_counter()
     results = []
     for records in splits:
-        # Two batches time the rest, so the loader's start weighs less in the estimate.
-        first = records[: 2 * FEATURES_BATCH] if max_seconds and not results else []
-        parts = [compute(first)] if first else []
-        if first:
-            projected = (time.perf_counter() - started) / len(first) * total
-            if projected > max_seconds:
-                raise FeaturesTooSlow(
-                    f"features of {total} videos would take about {projected / 60:.1f} min, more than the "
-                    f"{max_seconds / 60:.1f} min allowed"
-                )
-            max_seconds = None
-        parts.append(compute(records[len(first):]))
+        parts, done = [], 0
+        if max_seconds and len(records) > FEATURES_BATCH:
+            parts.append(compute(records[:FEATURES_BATCH], mirrored))
+            timed = records[FEATURES_BATCH : 2 * FEATURES_BATCH]
+            started = time.perf_counter()
+            parts.append(compute(timed, mirrored))
+            mirrored = _affordable(parts[-1], time.perf_counter() - started, len(timed), total, max_seconds)
+            max_seconds, done = None, FEATURES_BATCH + len(timed)
+        parts.append(compute(records[done:], mirrored))
         results.append(VideoFeatures.joined(parts))
     return results
+
+
+def _affordable(timed: VideoFeatures, seconds: float, videos: int, total: int, max_seconds: float) -> bool:
+    """Whether the mirror images fit in ``max_seconds`` at the speed ``timed`` showed; `FeaturesTooSlow`
+    when even the features alone do not."""
+    mirrored = timed.mirrored is not None
+    if seconds / videos * total <= max_seconds:
+        return mirrored
+    alone = (seconds - timed.mirror_seconds) / videos * total
+    if mirrored and alone <= max_seconds:
+        logger.info("mirror images left out: with them the features of %d videos would take about %.1f min, "
+                    "more than the %.1f min allowed", total, seconds / videos * total / 60, max_seconds / 60)
+        return False
+    raise FeaturesTooSlow(
+        f"features of {total} videos would take about {alone / 60:.1f} min, more than the {max_seconds / 60:.1f} min allowed"
+    )
 
 
 def fit_probe(config, index: DatasetIndex, device: torch.device, max_seconds: float | None = None) -> ProbeFit:
@@ -224,7 +246,7 @@ def fit_probe(config, index: DatasetIndex, device: torch.device, max_seconds: fl
     )
     logger.info("features of %d training and %d validation videos computed in %.0f s",
                 len(train.labels), len(val.labels), time.perf_counter() - started)
-    fit = fit_head(train, val, len(index.labels), (True, False) if config.flip else (False,))
+    fit = fit_head(train, val, len(index.labels), (False,) if train.mirrored is None else (True, False))
     set_head(model, fit)
     logger.info("head: logistic regression, C %g, mirror image %s; val accuracy %s",
                 fit.c, "averaged" if fit.flip else "not used", "n/a" if fit.val_accuracy is None else f"{fit.val_accuracy:.3f}")

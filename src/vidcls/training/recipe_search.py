@@ -7,7 +7,8 @@ Two candidates, in this order:
    regularised head fitted on them (`training.linear_probe`): minutes at most, and on real footage
    the stronger (benchmarks/real.md). Left out, in one log line, when the weights cannot be had
    (offline and not cached), or when computing every video's features would take more than
-   `FEATURES_BUDGET_SHARE` of the budget (timed on the first videos, before the rest are computed).
+   `FEATURES_BUDGET_SHARE` of the budget (timed on the first videos, before the rest are computed;
+   the mirror images are left out first where that is enough).
 2. **`motion` from scratch** (`training.loop`), with what is left of the budget: on synthetic
    motion, which no pretrained feature describes, the stronger. Left out when the features are
    already perfect on validation: it could not score higher.
@@ -75,13 +76,15 @@ def search(config: TrainConfig, processes: distributed.Processes) -> TrainResult
     features, probe = _try_features(config, index, processes, budget)
     motion = Candidate(MOTION, SCRATCH_PRESET)
     motion_result = None
+    left = budget - (time.perf_counter() - started)
     if probe and probe.fit.val_accuracy == 1.0:
         motion.outcome = "skipped: the pretrained features are already perfect on validation"
+    elif probe and budget and left <= 0:
+        motion.outcome = "skipped: the time budget is spent"
     else:
-        left = budget - (time.perf_counter() - started)
         motion_config = dataclasses.replace(config, model=SCRATCH_PRESET, leakage_check=False)  # checked above
-        if budget and not (config.epochs or config.steps):
-            motion_config.time_budget = max(left, 0.0) / 60
+        if budget and not (config.epochs or config.steps):  # 0 would mean no budget: at least a second
+            motion_config.time_budget = max(left, 1.0) / 60
         motion_started = time.perf_counter()
         motion_result = run_training(motion_config, processes)
         motion.val_accuracy, motion.seconds = motion_result.best_val_accuracy, time.perf_counter() - motion_started
