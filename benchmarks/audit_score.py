@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from vidcls.audit.core import run_audit
-from vidcls.audit.core import thumbnail_signatures
+from vidcls.audit.leakage import thumbnail_signatures
 from vidcls.audit.duplicates import find_duplicates
 from vidcls.data.discovery import discover_dataset
 

@@ -6,7 +6,7 @@ the whole file whatever it does, so seeking to the clip's start is never measure
 clip forward keeps its look and frame rate (the motion jumps back at each loop, which does
 not matter for throughput figures).
 
-    .venv/bin/python benchmarks/lengthen_videos.py /tmp/bench-data --frames 175
+    .venv/bin/python benchmarks/lengthen_videos.py bench/data --frames 175
 
 Re-encodes with the settings `vidcls.data.synthetic` uses for .avi (MPEG-4 Part 2, -q:v 3,
 a keyframe every 12 frames); .mp4 files are re-encoded the same way.

@@ -59,7 +59,8 @@ def write_long_video(path: Path, minutes: float) -> Path:
 
 def save_untrained_model(out_dir: Path) -> Path:
     """The `motion` preset for two labels, saved as `vidcls train` saves a model (weights do not matter here)."""
-    from vidcls.models.loading import create_model, save_model
+    from vidcls.models.loading import create_model
+    from vidcls.models.saving import save_model
 
     save_model(create_model("motion", ["left", "right"]), out_dir)
     return out_dir

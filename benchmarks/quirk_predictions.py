@@ -1,8 +1,8 @@
 """Does a trained model give a quirky copy of a test video the label it gives the video itself?
 
-    .venv/bin/vidcls sample /tmp/quirks/data --per-class 12 --format mp4
-    .venv/bin/vidcls train /tmp/quirks/data -o /tmp/quirks/m --no-flip --epochs 40 --batch-size 4
-    .venv/bin/python benchmarks/quirk_predictions.py /tmp/quirks/m /tmp/quirks/data/test /tmp/quirks/copies
+    .venv/bin/vidcls sample bench/quirks/data --per-class 12 --format mp4
+    .venv/bin/vidcls train bench/quirks/data -o bench/quirks/m --no-flip --epochs 40 --batch-size 4
+    .venv/bin/python benchmarks/quirk_predictions.py bench/quirks/m bench/quirks/data/test bench/quirks/copies
 
 For every test video B this writes, with the ffmpeg CLI, the copies users bring:
 - ``trim``: two other test videos then B, encoded as one H.264 file with a single keyframe, cut

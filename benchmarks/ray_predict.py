@@ -1,8 +1,8 @@
 """Videos/s of `vidcls predict` in one process and of the Ray engine, on the same files and model.
 
-    .venv/bin/vidcls sample /tmp/ray-bench --per-class 12
-    .venv/bin/python benchmarks/lengthen_videos.py /tmp/ray-bench --frames 250    # 10 s videos
-    .venv/bin/python benchmarks/ray_predict.py vidcls-demo/model '/tmp/ray-bench/**/*.avi' --model-copies 1
+    .venv/bin/vidcls sample bench/ray-bench --per-class 12
+    .venv/bin/python benchmarks/lengthen_videos.py bench/ray-bench --frames 250    # 10 s videos
+    .venv/bin/python benchmarks/ray_predict.py vidcls-demo/model 'bench/ray-bench/**/*.avi' --model-copies 1
 
 Prints JSON: CPU ms per video of each stage on one thread (decode + preprocess, model forward),
 local `predict` videos/s on 1 thread and on every core (first result to last, so model loading

@@ -70,7 +70,8 @@ def broken_dataset(tmp_path_factory) -> tuple[Path, list[Path]]:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, broken_dataset) -> Path:
     """A tiny VideoMAE trained for a few epochs on the broken dataset, saved as a model directory."""
-    from vidcls.training.loop import TrainConfig, train
+    from vidcls.training.loop import TrainConfig
+    from vidcls.training.run import train
 
     output = tmp_path_factory.mktemp("model") / "tiny"
     train(TrainConfig(

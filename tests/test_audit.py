@@ -193,7 +193,7 @@ def test_the_cross_split_check_counts_an_exact_copy_in_the_flat_layouts_split(tm
     shutil.copy(test_video, test_video.parent / "zz_copy.avi")  # lands wherever the seeded split puts it
     index = discover_dataset(tmp_path)
     copy_split = next(s for s, rs in index.splits.items() for r in rs if r.path.name == "zz_copy.avi")
-    from vidcls.audit.core import cross_split_copies
+    from vidcls.audit.leakage import cross_split_copies
 
     leakage = cross_split_copies(index)
     assert leakage.held == ({} if copy_split == "test" else {"test": {copy_split: 1}})
@@ -223,7 +223,8 @@ def test_label_issues_from_the_default_recipe_are_listed_with_a_suggested_label(
 
 
 def test_a_given_model_scores_labels_and_gives_embeddings(leaky, tmp_path):
-    from vidcls.models.loading import create_model, save_model
+    from vidcls.models.loading import create_model
+    from vidcls.models.saving import save_model
 
     model = tmp_path / "untrained"
     save_model(create_model("motion", list(CLASSES)), model)
@@ -249,7 +250,8 @@ def test_the_motion_recipe_gives_every_video_an_out_of_fold_probability(leaky):
 
 def test_an_evaluation_report_says_when_test_videos_have_a_copy_in_train(leaky, tmp_path):
     from vidcls.evaluation.evaluate import evaluate
-    from vidcls.models.loading import create_model, save_model
+    from vidcls.models.loading import create_model
+    from vidcls.models.saving import save_model
     from vidcls.evaluation.report import write_report
 
     model = tmp_path / "untrained"

@@ -15,7 +15,8 @@ import torch
 from vidcls.training import loop as training
 from vidcls.data.datasets import EpochSampler
 from vidcls.errors import VidclsError
-from vidcls.training.loop import ARGS_FILE, CHECKPOINT, METRICS_FILE, TrainConfig, micro_batch_size, train
+from vidcls.training.loop import ARGS_FILE, CHECKPOINT, METRICS_FILE, TrainConfig, micro_batch_size
+from vidcls.training.run import train
 
 # --standalone: a rendezvous on localhost with a free port, so parallel test runs never collide.
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "vidcls"]
@@ -83,9 +84,10 @@ def _assert_same_training(run: Path, reference: Path) -> None:
 def test_two_processes_train_what_one_process_trains(one_process, motion_dataset, tmp_path):
     run = tmp_path / "two"
     completed = _torchrun("train", motion_dataset, "-o", run, "--model", "tiny", "--epochs", 2, "--batch-size", 6,
-                          "--seed", 3, "--no-flip", "--workers", 0)
+                          "--seed", 3, "--no-flip", "--workers", 0, "--report-to", "tensorboard")
     _assert_same_training(run, one_process)
     assert completed.stdout.count("saved") == 1  # only the main process reports
+    assert len(list((run / "runs").rglob("events.out.tfevents.*"))) == 1  # and writes to the tracker
     assert sorted(path.name for path in (run / "checkpoints").iterdir()) == ["last.pt"]
     args = json.loads((run / ARGS_FILE).read_text())
     assert (args["world_size"], args["global_batch_size"], args["per_device_batch_size"], args["grad_accum"]) == (2, 6, 3, 1)

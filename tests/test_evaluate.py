@@ -22,7 +22,8 @@ from vidcls.errors import DatasetError, ModelError
 from vidcls.evaluation.evaluate import classification_metrics, evaluate
 from vidcls.data.discovery import SPLIT_FILE, discover_dataset, group_of
 from vidcls.models.loading import load_model
-from vidcls.training.loop import TrainConfig, train
+from vidcls.training.loop import TrainConfig
+from vidcls.training.run import train
 from vidcls.inference.options import ViewOptions
 
 RESULT_KEYS = {

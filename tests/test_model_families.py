@@ -11,7 +11,8 @@ import torch
 from vidcls.evaluation.evaluate import evaluate
 from vidcls.models.loading import load_model
 from vidcls.inference.prediction import predict
-from vidcls.training.loop import TrainConfig, train
+from vidcls.training.loop import TrainConfig
+from vidcls.training.run import train
 from vidcls.inference.options import ViewOptions
 
 pytestmark = pytest.mark.slow  # each test trains a model

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from videos import label_of, moving_square, write_vfr_video, write_video
-from vidcls.models.loading import LoadedModel, create_model, load_model, save_model
+from vidcls.models.loading import create_model, load_model
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.inference.prediction import VideoClassifier
 from vidcls.inference.options import ViewOptions
 

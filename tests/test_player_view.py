@@ -226,7 +226,8 @@ def test_still_image_and_single_frame_are_not_videos(tmp_path):
 def untrained_model(tmp_path_factory) -> Path:
     """The `motion` preset saved as `vidcls train` saves a model: what a file is called does not
     depend on the weights."""
-    from vidcls.models.loading import create_model, save_model
+    from vidcls.models.loading import create_model
+    from vidcls.models.saving import save_model
 
     out = tmp_path_factory.mktemp("model") / "motion"
     save_model(create_model("motion", ["A", "B"]), out)

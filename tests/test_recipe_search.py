@@ -24,10 +24,11 @@ from vidcls.cli import app
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.models import pretrained
 from vidcls.models.pretrained import FEATURES_SUB_CLIPS
-from vidcls.models.loading import LoadedModel, save_model
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
 from vidcls.training.linear_probe import HEAD_C_GRID
-from vidcls.training.loop import ARGS_FILE, CHECKPOINT, TrainConfig, train
+from vidcls.training.loop import ARGS_FILE, CHECKPOINT, TrainConfig
+from vidcls.training.run import train
 
 COLOURS = {"Red": (200, 40, 40), "Green": (40, 200, 40), "Blue": (40, 40, 200)}
 

@@ -20,7 +20,8 @@ from vidcls.errors import OutputExistsError, VidclsError
 from vidcls.data.discovery import discover_dataset
 from vidcls.models.loading import create_model
 from vidcls.training.run_state import RunState
-from vidcls.training.loop import CHECKPOINT, METRICS_FILE, TrainConfig, train
+from vidcls.training.loop import CHECKPOINT, METRICS_FILE, TrainConfig
+from vidcls.training.run import train
 
 VIDCLS = [sys.executable, "-m", "vidcls.cli"]
 

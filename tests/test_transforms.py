@@ -154,7 +154,8 @@ def test_normalize_then_denormalize_round_trips():
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_normalisation_matches_the_processors_saved_with_the_model(kind):
     """What the model sees from vidcls equals what the VideoMAE processors vidcls saves give the same frames."""
-    from vidcls.models.loading import clip_spec_from, create_model, image_processor_for, video_processor_for
+    from vidcls.models.loading import clip_spec_from, create_model
+    from vidcls.models.saving import image_processor_for, video_processor_for
 
     loaded = create_model("tiny", ["a", "b"])
     processor = (image_processor_for if kind == "image" else video_processor_for)(loaded.spec)

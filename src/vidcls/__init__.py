@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from vidcls.inference.options import ViewOptions
     from vidcls.data.discovery import DatasetIndex
     from vidcls.data.synthetic import SyntheticDatasetSummary
+    from vidcls.training.hf_trainer import TrainerData
     from vidcls.training.loop import TrainResult
 
 __version__ = "0.1.0"
 __all__ = [
     "DatasetError", "ModelError", "OutputExistsError", "VidclsError", "VideoReadError",
-    "benchmark", "discover", "evaluate", "predict", "preview", "sample", "train",
+    "benchmark", "discover", "evaluate", "predict", "preview", "sample", "train", "trainer_data",
 ]
 
 
@@ -44,17 +45,27 @@ def train(data: str | Path, output: str | Path, **options) -> TrainResult:
 
     On a CPU shared with other jobs, set ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch
     is first imported, as the `vidcls` command does (README, "Other jobs on the machine")."""
-    from vidcls.training.loop import TrainConfig, train as run_training
+    from vidcls.training.config import TrainConfig
+    from vidcls.training.run import train as run_training
 
     return run_training(TrainConfig(data=str(data), output=str(output), **options))
+
+
+def trainer_data(data: str | Path, **options) -> TrainerData:
+    """The model, datasets, collator and metrics `transformers.Trainer` takes, read from ``data`` as
+    `vidcls train` reads it; ``.save(trainer)`` then writes a vidcls model folder (docs/trainer.md).
+    Options: model (as `vidcls train --model`), its clip settings, flip, seed, split ratios, leakage_check."""
+    from vidcls.training.hf_trainer import trainer_data as build
+
+    return build(data, **options)
 
 
 def evaluate(
     model: str | Path, data: str | Path, *, report: str | Path | None = None, update_card: bool = True, **options
 ) -> EvaluationResult:
     """Multi-view evaluation, all that `vidcls eval` does: with ``report`` also the Markdown report
-    there; a test-split score of a model folder goes into its model card unless ``update_card`` is
-    False. What was written is in ``result.outputs``. Options: `ViewOptions`' fields (clips,
+    there; a test-split score of a model folder goes into its model card, and into the experiment
+    trackers its training reported to (`vidcls train --report-to`), unless ``update_card`` is False. What was written is in ``result.outputs``. Options: `ViewOptions`' fields (clips,
     crops, sampling) or ``options=ViewOptions(...)``, and `evaluation.evaluate`'s own."""
     from vidcls.evaluation.evaluate import evaluate as run_evaluation
     from vidcls.publish.model_card import update_test_scores
@@ -64,9 +75,11 @@ def evaluate(
     result = run_evaluation(model, data, views, **rest)
     if report is not None:
         result.outputs["report"] = str(write_report(result, report)["markdown"])
-    card = update_test_scores(model, result) if update_card and Path(model).is_dir() else None
-    if card is not None:
-        result.outputs["model_card"] = str(card)
+    if update_card and Path(model).is_dir():
+        from vidcls.training.tracking import log_test_scores
+
+        written = {"model_card": update_test_scores(model, result), "tracker": log_test_scores(model, result)}
+        result.outputs.update({key: str(value) for key, value in written.items() if value})
     return result
 
 

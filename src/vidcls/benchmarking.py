@@ -45,7 +45,8 @@ import torch
 from vidcls.errors import ModelError
 from vidcls.inference.forward import pick_device
 from vidcls.data.discovery import DatasetIndex, VideoRecord, discover_dataset
-from vidcls.models.loading import LoadedModel, create_model, save_model, spec_as_dict
+from vidcls.models.loading import create_model, spec_as_dict
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.defaults import PREDICT_BATCH_SIZE
 from vidcls.inference.prediction import VideoClassifier
 from vidcls.data.datasets import default_workers
@@ -225,9 +226,9 @@ def measure_training(records, labels, loaded, batch_size, workers, batches, warm
     batch_iter = iter(loader)
     # train_one_epoch reads any iterable of batches: the warm-up and measured steps share one epoch.
     if warmup_batches:
-        train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device, 0, False)
+        train_one_epoch(model, itertools.islice(batch_iter, warmup_batches), optimizer, scheduler, loaded.spec, device)
     cpu = _CpuClock()
-    row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device, 1, False)
+    row = train_one_epoch(model, itertools.islice(batch_iter, batches), optimizer, scheduler, loaded.spec, device)
     cpu_seconds = cpu.seconds()
     del batch_iter, loader
     gc.collect()

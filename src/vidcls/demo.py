@@ -20,7 +20,8 @@ from vidcls.inference.prediction import predict
 from vidcls.evaluation.report import write_report
 from vidcls.inference.options import ViewOptions
 from vidcls.data.synthetic import write_synthetic_dataset
-from vidcls.training.loop import TrainConfig, train
+from vidcls.training.config import TrainConfig
+from vidcls.training.run import train
 
 DEMO_MARKER = ".vidcls-demo"
 # The default schedule with a shorter time budget: the `motion` preset learns the easy synthetic

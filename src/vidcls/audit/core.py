@@ -2,8 +2,8 @@
 
 Duplicates and near-duplicates (pairs across splits are the headline: a test video with a
 copy in train is a memory test), likely mislabelled videos (`label_issues`), class imbalance
-and outlying files (`outliers`). `cross_split_copies` is the cheap part alone, which `vidcls
-data`, `vidcls train` and `vidcls eval` run to warn.
+and outlying files (`outliers`). The cheap part alone, which `vidcls data`, `vidcls train` and
+`vidcls eval` run to warn, is `vidcls.audit.leakage`, below training and evaluation.
 """
 
 from __future__ import annotations
@@ -20,30 +20,14 @@ from vidcls.audit.label_issues import (
     FOLD_STEPS, FOLDS, RECIPES, model_probabilities, out_of_fold_probabilities, rank_label_issues, signature_probabilities,
 )
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
-from vidcls.audit.signatures import THUMBNAIL_KIND, SignatureCache, compute_signatures, default_cache_dir, thumbnail_signature
+from vidcls.audit.leakage import leakage_in, records_with_splits, thumbnail_signatures
+from vidcls.audit.signatures import SignatureCache, compute_signatures, default_cache_dir
 from vidcls.errors import VidclsError
-from vidcls.data.discovery import DatasetIndex, VideoRecord, discover_dataset
+from vidcls.data.discovery import VideoRecord, discover_dataset
 
 logger = logging.getLogger(__name__)
 
 SIGNATURES = ("thumbnails", "embeddings")
-REFERENCE_SPLIT = "train"
-HELD_OUT_SPLITS = ("val", "test")
-
-
-@dataclass
-class Leakage:
-    """Videos of a held-out split with a copy in another split: held[split] -> {other split: count}."""
-
-    held: dict[str, dict[str, int]]
-
-    def headline(self, only: str | None = None) -> list[str]:
-        """One sentence per (held-out split, other split) with copies, e.g. "3 test videos have a near-copy
-        in train"; ``only`` keeps one held-out split."""
-        return [
-            f"{n} {split} video{'s' if n != 1 else ''} {'have' if n != 1 else 'has'} a near-copy in {other}"
-            for split, others in self.held.items() if only in (None, split) for other, n in others.items() if n
-        ]
 
 
 @dataclass
@@ -72,49 +56,6 @@ class AuditResult:
         return asdict(self)
 
 
-def _records(index: DatasetIndex) -> list[tuple[str, VideoRecord]]:
-    return [(split, record) for split, records in index.splits.items() for record in records]
-
-
-def _leakage(pairs: list[Pair], splits: list[str]) -> Leakage:
-    """Count held-out videos (val, test) with a copy in train, and test videos with one in val."""
-    held: dict[str, dict[str, set[int]]] = {}
-    for pair in pairs:
-        for mine, other in ((pair.a, pair.b), (pair.b, pair.a)):
-            split, other_split = splits[mine], splits[other]
-            if split in HELD_OUT_SPLITS and (other_split == REFERENCE_SPLIT or (split, other_split) == ("test", "val")):
-                held.setdefault(split, {}).setdefault(other_split, set()).add(mine)
-    return Leakage({split: {other: len(found) for other, found in others.items()} for split, others in held.items()})
-
-
-def thumbnail_signatures(records: list[VideoRecord], cache_dir: Path | None) -> tuple[dict, dict]:
-    """Thumbnail signatures of ``records`` (cached under ``cache_dir``, by default `default_cache_dir`), and the failures."""
-    cache = SignatureCache(cache_dir or default_cache_dir())
-    try:
-        return compute_signatures([(r.path, r.info) for r in records], thumbnail_signature, THUMBNAIL_KIND, cache)
-    finally:
-        cache.close()
-
-
-def cross_split_copies(index: DatasetIndex, cache_dir: Path | None = None) -> Leakage:
-    """The cheap check: exact and near-duplicate thumbnails across splits (see `Leakage`)."""
-    entries = _records(index)
-    signatures, _ = thumbnail_signatures([r for _, r in entries], cache_dir)
-    kept = [(split, r) for split, r in entries if r.path in signatures]
-    pairs = find_duplicates([signatures[r.path] for _, r in kept])
-    return _leakage(pairs, [split for split, _ in kept])
-
-
-def leakage_warning(index: DatasetIndex, command: str, split: str | None = None) -> str | None:
-    """The warning `vidcls data`, `train` and `eval` print when held-out videos (of ``split`` only,
-    when given) have copies in another split, or None."""
-    leakage = cross_split_copies(index)
-    headline = leakage.headline(split)
-    if not headline:
-        return None
-    return f"{'; '.join(headline)}: scores on them measure memory. List them: {command}"
-
-
 def run_audit(
     data: str | Path,
     *,
@@ -141,7 +82,7 @@ def run_audit(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     index = discover_dataset(data, model_dir=model if model and Path(model).is_dir() else None)
-    entries = _records(index)
+    entries = records_with_splits(index)
     signatures, failed = thumbnail_signatures([r for _, r in entries], cache_dir)
     timings["signatures"] = time.perf_counter() - started
     entries = [(split, r) for split, r in entries if r.path in signatures]
@@ -152,7 +93,7 @@ def run_audit(
     embed_with = model if signature == "embeddings" else None
     near, signature_name = _near_duplicate_pairs(thumbs, records, embed_with, cache_dir, device)
     timings["duplicates"] = time.perf_counter() - started
-    leakage = _leakage(near, splits)
+    leakage = leakage_in(near, splits)
     videos = [
         {"path": str(r.path), "split": split, "label": r.label, "duration": r.info.duration, "fps": r.info.fps,
          "width": r.info.width, "height": r.info.height, "brightness": s.brightness}

@@ -87,7 +87,8 @@ def out_of_fold_probabilities(
     from vidcls.evaluation.evaluate import score_videos
     from vidcls.inference.forward import pick_device
     from vidcls.models.loading import load_model
-    from vidcls.training.loop import TrainConfig, train
+    from vidcls.training.config import TrainConfig
+    from vidcls.training.run import train
 
     fold = fold_assignment([r.label for r in records], folds, seed)
     probabilities = np.zeros((len(records), len(labels)), np.float32)

@@ -22,7 +22,7 @@ SHOWN = 10  # rows per table in the terminal; the report and JSON hold all
 
 def warn_leakage(index: DatasetIndex, split: str | None = None) -> str | None:
     """Print the cross-split copy warning for ``index`` on stderr (nothing on a clean folder); returns it."""
-    from vidcls.audit.core import leakage_warning
+    from vidcls.audit.leakage import leakage_warning
 
     warning = leakage_warning(index, f"vidcls audit {index.root}", split)
     if warning:

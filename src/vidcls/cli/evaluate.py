@@ -94,3 +94,5 @@ def evaluate_command(
         _say(f"[green]wrote[/] {result.outputs['report']}")
     if "model_card" in result.outputs:
         _say(f"[green]updated[/] the test scores of the model card {result.outputs['model_card']}")
+    if "tracker" in result.outputs:
+        _say(f"[green]logged[/] the test scores to {result.outputs['tracker']}")

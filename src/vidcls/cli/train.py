@@ -42,11 +42,12 @@ def train(
     early_stopping: Annotated[Optional[int], _option("early_stopping")] = TrainConfig.early_stopping,
     resume: Annotated[bool, _option("resume")] = TrainConfig.resume,
     overwrite: Annotated[bool, _option("overwrite")] = TrainConfig.overwrite,
+    report_to: Annotated[str, _option("report_to")] = TrainConfig.report_to,
     device: DeviceOption = TrainConfig.device,
     leakage_check: LeakageCheckOption = "on",
 ) -> None:
     """Train a video classifier; OUTPUT ends as a transformers model directory."""
-    from vidcls.training.loop import train as run_training  # torch loads only when a command needs it
+    from vidcls.training.run import train as run_training  # torch loads only when a command needs it
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(
@@ -55,7 +56,7 @@ def train(
         num_frames=num_frames, sample_rate=sample_rate, sampling=sampling, label_smoothing=label_smoothing,
         clips_per_video=clips_per_video, workers=workers, seed=seed, flip=flip,
         early_stopping=early_stopping, freeze_backbone=freeze_backbone, resume=resume, overwrite=overwrite, device=device,
-        leakage_check=leakage_check == "on",
+        report_to=report_to, leakage_check=leakage_check == "on",
     )
     result = run_training(config)
     if not result.is_main_process:  # under torchrun the main process reports for all

@@ -28,13 +28,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vidcls.audit.core import leakage_warning
+from vidcls.audit.leakage import leakage_warning
 from vidcls.data.datasets import EvalClipDataset, collate_eval, default_workers
 from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.errors import DatasetError, ModelError, VidclsError
 from vidcls.inference.forward import pick_device, score_loader
 from vidcls.data.discovery import DatasetIndex, VideoRecord, discover_dataset
-from vidcls.models.loading import LoadedModel, load_model, spec_as_dict
+from vidcls.models.loading import load_model, spec_as_dict
+from vidcls.models.saving import LoadedModel
 from vidcls.inference.prediction import top_k_labels
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.inference.options import ViewOptions
@@ -96,7 +97,7 @@ def evaluate(
     ``engine="ray"`` scores the videos
     on Ray (`ray_engine`: ``model_copies`` actors run the model, at ``ray_address`` or RAY_ADDRESS) with the
     same views and metrics. ``leakage_check`` compares the split's videos with the other splits'
-    (`vidcls.audit.leakage_warning`) and says in the result when some have a copy there.
+    (`vidcls.audit.leakage.leakage_warning`) and says in the result when some have a copy there.
     """
     if options.window is not None:
         raise VidclsError("evaluation scores whole videos: a window (timeline) is for predict and serve")

@@ -28,7 +28,8 @@ import torch
 from vidcls.defaults import PREDICT_BATCH_SIZE
 from vidcls.errors import VideoReadError
 from vidcls.inference.forward import pick_device, video_probabilities
-from vidcls.models.loading import LoadedModel, load_model
+from vidcls.models.loading import load_model
+from vidcls.models.saving import LoadedModel
 from vidcls.data.views import VideoViews, WindowBatch, video_views
 from vidcls.data.files import VIDEO_EXTENSIONS, VideoInfo, is_video_file
 from vidcls.data.decode import damage_found

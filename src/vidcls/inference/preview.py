@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vidcls.errors import ModelError
 from vidcls.inference.forward import video_probabilities
-from vidcls.models.loading import LoadedModel, spec_as_dict
+from vidcls.models.loading import spec_as_dict
+from vidcls.models.saving import LoadedModel
 from vidcls.data.views import video_views
 from vidcls.inference.prediction import VideoClassifier, top_k_labels
 from vidcls.data.sampling import Sampling

@@ -138,11 +138,21 @@ def download_archive(dest: Path, source: WeightSource = I3D_SOURCE) -> Path:
     return verify_archive(dest / source.archive_name, source)
 
 
+def given_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path | None:
+    """The archive the user named (``archive``, else ``VIDCLS_I3D_ARCHIVE``), verified; None when none was named.
+
+    Checked whenever it is named, even where a converted folder is cached and the archive is not
+    needed: a file the user asked for is never ignored silently, a changed one is refused with the reason.
+    """
+    given = archive or os.environ.get(ARCHIVE_ENV)
+    return verify_archive(Path(given).expanduser(), source) if given else None
+
+
 def obtain_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path:
     """A verified archive: the one given, else ``VIDCLS_I3D_ARCHIVE``, else the cached download, else pip's."""
-    given = archive or os.environ.get(ARCHIVE_ENV)
+    given = given_archive(archive, source)
     if given:
-        return verify_archive(Path(given).expanduser(), source)
+        return given
     cached = cache_dir() / "downloads" / source.archive_name
     if cached.is_file():
         return verify_archive(cached, source)
@@ -232,7 +242,7 @@ def kinetics400_labels() -> list[str]:
 def convert_i3d(archive: Path, out_dir: Path) -> Path:
     """Write the Kinetics-400 I3D model folder from a verified archive (refuses a non-empty ``out_dir``)."""
     from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
-    from vidcls.models.loading import LoadedModel, save_model
+    from vidcls.models.saving import LoadedModel, save_model
 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise WeightsError(f"{out_dir} already exists and is not empty; choose another --output")
@@ -299,12 +309,17 @@ def weight_source(name: str) -> WeightSource:
 
 
 def pretrained_model_dir(name: str, archive: str | Path | None = None) -> Path:
-    """The cached model folder of a pretrained model, obtained and converted on first use."""
+    """The cached model folder of a pretrained model, obtained and converted on first use.
+
+    An archive named with ``archive`` or ``VIDCLS_I3D_ARCHIVE`` is verified first, cached folder or
+    not; with the known sum it is the archive the cached folder was converted from.
+    """
     source = weight_source(name)
+    given = given_archive(archive, source)
     folder = cache_dir() / "models" / name
     if (folder / "model.safetensors").is_file():
         return folder
-    verified = obtain_archive(archive, source)
+    verified = given or obtain_archive(source=source)
     logger.info("converting %s into %s (once)", verified, folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))

@@ -25,7 +25,8 @@ import torch
 from vidcls.errors import ModelError, OutputExistsError
 from vidcls.inference.forward import video_probabilities
 from vidcls.data.views import video_views
-from vidcls.models.loading import LoadedModel, load_model, save_processors, save_settings
+from vidcls.models.loading import load_model
+from vidcls.models.saving import LoadedModel, save_processors, save_settings
 from vidcls.models.onnx_runtime import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, import_onnxruntime, is_onnx_export, load_onnx_classifier
 
 logger = logging.getLogger(__name__)

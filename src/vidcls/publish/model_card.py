@@ -15,6 +15,7 @@ import os
 import platform
 import shlex
 from dataclasses import fields
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,6 @@ import torch
 import transformers
 import yaml
 
-import vidcls
 from vidcls.data.discovery import DatasetIndex
 from vidcls.models.loading import MODELING_FILES, PRESETS
 from vidcls.models.pretrained import PRETRAINED
@@ -306,7 +306,7 @@ def _training_section(config: TrainConfig, state: RunState, device: torch.device
         ("why it stopped there", state.stopped or "n/a"),
         ("training time", f"{seconds / 60:.1f} min (training passes; validation not counted)"),
         ("hardware", hardware(device) + (f"; {world_size} processes (torchrun)" if world_size > 1 else "")),
-        ("software", f"vidcls {vidcls.__version__}, torch {torch.__version__}, transformers {transformers.__version__}"),
+        ("software", f"vidcls {version('vidcls')}, torch {torch.__version__}, transformers {transformers.__version__}"),
     ]
     command = training_command(config, world_size)
     language = "python" if command.startswith("import ") else "bash"

@@ -24,6 +24,7 @@ SCRATCH_PRESET = "motion"  # the preset the default recipe search trains from sc
 DEFAULT_FINE_TUNE_EPOCHS = 10
 MIN_SCRATCH_STEPS = 3000  # the default plan from scratch, in optimizer steps (ended sooner by the schedule)
 MAX_AUTO_EPOCHS = 300
+ARGS_FILE = "train_args.json"  # the run's settings as resolved, beside the model
 NEW_WEIGHTS_LR = 1e-3  # peak learning rate of weights that start random: a preset, a pretrained model's new head
 FINE_TUNE_LR = 5e-5  # peak learning rate to fine-tune a whole pretrained transformers model
 
@@ -82,6 +83,10 @@ class TrainConfig:
     # (--leakage-check on|off) is the one `vidcls data`, `train` and `eval` share.
     leakage_check: bool = setting(True, runtime=True, reproduced=False)
     progress: bool = setting(True, cli=False, runtime=True, reproduced=False)
+    report_to: str = setting(
+        "none", "Also send metrics, settings and later test scores to: tensorboard (event files in OUTPUT/runs), "
+        "mlflow (MLFLOW_TRACKING_URI, else mlflow.db here), both comma-separated, all (those installed) or none.",
+        reproduced=False)
     freeze_backbone: bool = setting(
         False, "Pretrained models (i3d-kinetics400): fit the new head only (a regularised logistic regression) "
         "on whole-video features computed once.")

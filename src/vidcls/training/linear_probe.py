@@ -33,10 +33,16 @@ from vidcls.data.discovery import DatasetIndex, VideoRecord, save_split
 from vidcls.data.transforms import normalize_batch
 from vidcls.errors import VidclsError
 from vidcls.inference.forward import autocast
-from vidcls.models.loading import LoadedModel, create_model, save_model
+from vidcls.models.loading import create_model
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.models.pretrained import FEATURES_SUB_CLIPS, PRETRAINED, features_spec
 from vidcls.publish.model_card import write_model_card
+from vidcls.training.loop import (
+    ARGS_FILE, METRICS_FILE, TrainResult, check_output, finish_tracking, prepare_output, start_trackers, training_data,
+    write_train_args,
+)
 from vidcls.training.run_state import RunState
+from vidcls.training.tracking import resolve_backends
 
 logger = logging.getLogger(__name__)
 
@@ -292,14 +298,14 @@ def fit_probe(config, index: DatasetIndex, device: torch.device, max_seconds: fl
 
 
 def train_linear_probe(config, processes: distributed.Processes):
-    """`training.loop.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
-    from vidcls.training.loop import check_output, training_data  # the run's bookkeeping is training's, shared
+    """`training.run.train` for ``config.freeze_backbone``: same inputs, same output folder, same result."""
 
     if config.resume:
         raise VidclsError("--resume does not apply to --freeze-backbone: start the probe again (it takes minutes at most)")
     if processes.world_size > 1:
         raise VidclsError("--freeze-backbone runs in one process; start it without torchrun")
     check_output(Path(config.output), config.resume, config.overwrite)
+    resolve_backends(config.report_to)  # an unknown or missing tracker is refused before any feature is computed
     torch.manual_seed(config.seed)
     index = training_data(config, is_main_process=True)
     return save_probe(fit_probe(config, index, processes.device), config, index, processes.device)
@@ -307,19 +313,20 @@ def train_linear_probe(config, processes: distributed.Processes):
 
 def save_probe(probe: ProbeFit, config, index: DatasetIndex, device: torch.device):
     """Write the features model as the run's output folder (whatever an earlier run wrote there replaced)."""
-    from vidcls.training.loop import METRICS_FILE, TrainResult, prepare_output, write_train_args
-
     output = Path(config.output)
     prepare_output(output, resume=False)
     save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
-    write_train_args(output, config, index.labels, None)
+    trackers = start_trackers(output, config, resolve_backends(config.report_to), None)
+    write_train_args(output, config, index.labels, None, tracking=trackers.record())
     state = RunState()
     state.record(probe_row(probe.fit, probe.val_videos, probe.seconds))
+    trackers.log_epoch(state.history[0], 1)
     state.stopped = f"the head is fitted in one step: logistic regression, C {probe.fit.c:g} chosen by cross-validation"
     save_model(probe.loaded, output)
     (output / METRICS_FILE).write_text(json.dumps(state.history[0]) + "\n")
     record_head(output, probe.fit)
     write_model_card(output, config, index, probe.loaded.spec, state, device, 1)
+    finish_tracking(output, trackers)
     return TrainResult.of(state, output, index)
 
 
@@ -341,8 +348,6 @@ def probe_row(fit: HeadFit, val_videos: int, seconds: float) -> dict:
 
 def record_head(output: Path, fit: HeadFit) -> None:
     """train_args.json: the head's settings and every candidate's cross-validated score."""
-    from vidcls.training.loop import ARGS_FILE
-
     path = output / ARGS_FILE
     record = json.loads(path.read_text())
     record["head"] = {"kind": "logistic regression (L2)", "C": fit.c, "flip_average": fit.flip,

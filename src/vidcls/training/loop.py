@@ -21,13 +21,12 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from vidcls.training import distributed
 from vidcls.data.datasets import (
@@ -35,17 +34,21 @@ from vidcls.data.datasets import (
     kept_video_budget,
 )
 from vidcls.errors import OutputExistsError, VidclsError
-from vidcls.inference.forward import model_logits, pick_device, score_loader
+from vidcls.inference.forward import model_logits, score_loader
 from vidcls.data.discovery import (
     SPLIT_FILE, BadFile, DatasetIndex, check_trainable, discover_dataset, save_split,
 )
 from vidcls.publish.model_card import CARD_FILE, write_model_card
-from vidcls.models.loading import MODELING_FILES, PRESETS, LoadedModel, create_model, save_model
+from vidcls.models.loading import MODELING_FILES, PRESETS, create_model
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.models.pretrained import PRETRAINED, parameter_groups
+from vidcls.training.progress import RunProgress, ScheduleNews
 from vidcls.training.run_state import RunState
 from vidcls.training.schedule import DEFAULT_TIME_BUDGET_MINUTES, Schedule
+from vidcls.training.tracking import TENSORBOARD_FOLDER, RunTrackers, resolve_backends
 from vidcls.training.config import (
-    DEFAULT_FINE_TUNE_EPOCHS, FINE_TUNE_LR, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, NEW_WEIGHTS_LR, TrainConfig, names_where,
+    ARGS_FILE, DEFAULT_FINE_TUNE_EPOCHS, FINE_TUNE_LR, MAX_AUTO_EPOCHS, MIN_SCRATCH_STEPS, NEW_WEIGHTS_LR, TrainConfig,
+    names_where,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,12 +56,13 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = Path("checkpoints") / "last.pt"
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "training_curve.png"
-ARGS_FILE = "train_args.json"
 # What a training run writes; --overwrite removes these and nothing else.
 OUTPUT_ENTRIES = (
     "config.json", "model.safetensors", "preprocessor_config.json", "video_preprocessor_config.json",
-    *MODELING_FILES, METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE,
+    *MODELING_FILES, METRICS_FILE, CURVE_FILE, ARGS_FILE, "checkpoints", CARD_FILE, SPLIT_FILE, TENSORBOARD_FOLDER,
 )
+# What an experiment tracker keeps of the output as the model (not the checkpoint, nor its own event files).
+MODEL_ENTRIES = tuple(name for name in OUTPUT_ENTRIES if name not in ("checkpoints", TENSORBOARD_FOLDER))
 
 
 @dataclass
@@ -91,7 +95,7 @@ def training_data(config: TrainConfig, is_main_process: bool) -> DatasetIndex:
     index = discover_dataset(config.data, val_ratio=config.val_ratio, test_ratio=config.test_ratio, seed=config.seed)
     check_trainable(index)
     if config.leakage_check and not config.resume and is_main_process:
-        from vidcls.audit.core import leakage_warning  # signatures load only when the check runs
+        from vidcls.audit.leakage import leakage_warning  # signatures load only when the check runs
 
         warning = leakage_warning(index, f"vidcls audit {index.root}")
         if warning:
@@ -171,16 +175,20 @@ def batch_layout(config: TrainConfig, world_size: int) -> dict:
 
 
 def write_train_args(
-    output: Path, config: TrainConfig, labels: list[str], resumed_after: int | None, world_size: int = 1
+    output: Path, config: TrainConfig, labels: list[str], resumed_after: int | None, world_size: int = 1,
+    tracking: dict | None = None,
 ) -> None:
     """train_args.json: the run's resolved settings, kept as first written; a resume only adds a line
-    (with its own process count and accumulation, which may differ from the first run's)."""
+    (with its own process count and accumulation, which may differ from the first run's). ``tracking``:
+    where the experiment trackers log (`RunTrackers.record`), when the run reports to any."""
     path = output / ARGS_FILE
     layout = batch_layout(config, world_size)
     if resumed_after is None:
         settings = list(asdict(config).items())
         after_lr = [key for key, _ in settings].index("lr") + 1
         record = {**dict(settings[:after_lr]), **layout, **dict(settings[after_lr:]), "labels": labels, "resumed": []}
+        if tracking:
+            record["tracking"] = tracking
     else:
         record = json.loads(path.read_text())
         record.setdefault("resumed", []).append(
@@ -318,20 +326,19 @@ def accumulate_gradients(model, micro_batches: list, spec, device, label_smoothi
 
 
 def train_one_epoch(
-    model, loader, optimizer, scheduler, spec, device, epoch: int, progress: bool, label_smoothing: float = 0.0,
-    grad_accum: int = 1, processes: distributed.Processes = distributed.Processes(),
+    model, loader, optimizer, scheduler, spec, device, on_step: Callable[[float], None] | None = None,
+    label_smoothing: float = 0.0, grad_accum: int = 1, processes: distributed.Processes = distributed.Processes(),
 ) -> dict:
     """One pass over the training loader; returns loss, clips/s and the share of time spent waiting for data.
 
     Loss and clips/s are over all processes (each process's loss is its share's mean, and shares
-    are equal); the waiting share and the seconds are this process's.
+    are equal); the waiting share and the seconds are this process's. ``on_step`` hears each
+    optimizer step's loss (the progress bar).
     """
     model.train()
     losses, clips, wait = [], 0, 0.0
     start = fetch_start = time.perf_counter()
-    # disable=None: no bar when stderr is not a terminal, where every redraw would be a line of the log.
-    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=None if progress else True, leave=False)
-    for micro_batches in optimizer_steps(bar, grad_accum):
+    for micro_batches in optimizer_steps(loader, grad_accum):
         wait += time.perf_counter() - fetch_start
         losses.append(accumulate_gradients(model, micro_batches, spec, device, label_smoothing))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -339,7 +346,8 @@ def train_one_epoch(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         clips += sum(len(labels) for _, labels in micro_batches)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", clips_s=f"{clips / (time.perf_counter() - start):.1f}")
+        if on_step:
+            on_step(losses[-1])
         fetch_start = time.perf_counter()
     elapsed = time.perf_counter() - start
     loss_sum, all_clips = processes.sum([sum(losses), clips])
@@ -383,29 +391,16 @@ def plot_training_curve(history: list[dict], out: Path) -> None:
     plt.close(figure)
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Run a training job end to end (see the module docstring), in one process or in each
-    process a launcher started."""
-    with distributed.process_group(pick_device(config.device)) as processes:
-        if config.freeze_backbone:
-            from vidcls.training.linear_probe import train_linear_probe
-
-            return train_linear_probe(config, processes)
-        if config.model is None and not config.resume:  # a resume reads the kept recipe's model from train_args.json
-            from vidcls.training.recipe_search import search
-
-            return search(config, processes)
-        return run_training(config, processes)
-
-
-def run_training(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
-    """One run of ``config.model`` (the loop of the module docstring), new or resumed."""
+def train_all_layers(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
+    """The loop (see the module docstring) in ``processes``; `training.run.train` starts it, or the
+    linear probe for ``config.freeze_backbone``."""
     started = time.perf_counter()
     output = Path(config.output)
     check_output(output, config.resume, config.overwrite)
     check_schedule_options(config)
     if config.resume:
         config = resumed_config(output, config)
+    backends = resolve_backends(config.report_to)  # a tracker that is not installed fails before any work
     device = processes.device
     torch.manual_seed(config.seed)
     index = training_data(config, processes.is_main)
@@ -428,59 +423,92 @@ def run_training(config: TrainConfig, processes: distributed.Processes) -> Train
         started -= state.history[-1].get("elapsed_seconds", 0.0) if state.history else 0.0
         logger.info("resuming %s after epoch %d", output, state.epoch)
     processes.barrier()  # every process has read the earlier run before the main one rewrites it
+    trackers = RunTrackers()  # only the main process reports
     if processes.is_main:
         prepare_output(output, config.resume)
         save_split(index, output, seed=config.seed, val_ratio=config.val_ratio, test_ratio=config.test_ratio)
-        write_train_args(output, config, index.labels, state.epoch if config.resume else None, processes.world_size)
+        trackers = start_trackers(output, config, backends, state.epoch * steps_per_epoch if config.resume else None)
+        write_train_args(
+            output, config, index.labels, state.epoch if config.resume else None, processes.world_size, trackers.record()
+        )
     trained = distributed.wrap(model, processes)
     val_records = index.splits.get("val") or []
-    while state.epoch < schedule.end_epoch:
-        epoch, epoch_start = state.epoch + 1, time.perf_counter()
-        # Every random draw of an epoch follows from (seed, epoch), so a resumed run repeats it exactly;
-        # each process draws its own dropout masks, as one process does for each clip of its batch.
-        torch.manual_seed(config.seed * 100_003 + epoch + 1_000_003 * processes.rank)
-        train_loader.sampler.set_epoch(epoch)
-        row = {"epoch": epoch, **train_one_epoch(
-            trained, train_loader, optimizer, scheduler, loaded.spec, device, epoch,
-            config.progress and processes.is_main, config.label_smoothing, config.grad_accum, processes,
-        )}
-        if val_loader is not None:
-            row.update(validation_metrics(model, val_loader, val_records, index.label2id, loaded.spec, processes))
-        # Averaged over processes, so every process makes the same time-budget decision.
-        wall, elapsed = processes.sum([time.perf_counter() - epoch_start, time.perf_counter() - started])
-        row.update(wall_seconds=wall / processes.world_size, elapsed_seconds=elapsed / processes.world_size)
-        improved = state.record(row)
-        _adapt_schedule(schedule, state.history)
-        if processes.is_main:
-            _write_epoch(output, loaded, state, improved)
-            save_checkpoint(output / CHECKPOINT, {
-                **state.as_checkpoint(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "labels": index.labels,
-            })
-        if config.early_stopping and state.stale_epochs >= config.early_stopping:
-            schedule.reason = f"--early-stopping {config.early_stopping}: no better validation accuracy for as many epochs"
-            logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
-            break
+    progress = RunProgress(config.progress and processes.is_main, steps_per_epoch, schedule.end_epoch, state.epoch)
+    news = ScheduleNews()
+    with progress:
+        while state.epoch < schedule.end_epoch:
+            epoch, epoch_start = state.epoch + 1, time.perf_counter()
+            # Every random draw of an epoch follows from (seed, epoch), so a resumed run repeats it exactly;
+            # each process draws its own dropout masks, as one process does for each clip of its batch.
+            torch.manual_seed(config.seed * 100_003 + epoch + 1_000_003 * processes.rank)
+            train_loader.sampler.set_epoch(epoch)
+            row = {"epoch": epoch, **train_one_epoch(
+                trained, train_loader, optimizer, scheduler, loaded.spec, device, progress.step,
+                config.label_smoothing, config.grad_accum, processes,
+            )}
+            if val_loader is not None:
+                row.update(validation_metrics(model, val_loader, val_records, index.label2id, loaded.spec, processes))
+            # Averaged over processes, so every process makes the same time-budget decision.
+            wall, elapsed = processes.sum([time.perf_counter() - epoch_start, time.perf_counter() - started])
+            row.update(wall_seconds=wall / processes.world_size, elapsed_seconds=elapsed / processes.world_size)
+            improved = state.record(row)
+            _adapt_schedule(schedule, state.history, news, progress)
+            if processes.is_main:
+                _write_epoch(output, loaded, state, improved)
+                # Before the checkpoint: a kill between the two repeats the epoch on resume, never skips it.
+                trackers.log_epoch(row, epoch * steps_per_epoch)
+                save_checkpoint(output / CHECKPOINT, {
+                    **state.as_checkpoint(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "labels": index.labels,
+                })
+            if config.early_stopping and state.stale_epochs >= config.early_stopping:
+                schedule.reason = f"--early-stopping {config.early_stopping}: no better validation accuracy for as many epochs"
+                logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
+                break
     state.stopped, state.planned_epochs = schedule.reason, schedule.planned_epochs
     logger.info("stopped after epoch %d: %s", state.epoch, schedule.reason)
     if processes.is_main:
         record_stop(output, state)
         write_model_card(output, config, index, loaded.spec, state, device, processes.world_size)
+        finish_tracking(output, trackers)
     processes.barrier()  # the others finish only once the model is whole on disk
     return TrainResult.of(state, output, index, processes.is_main)
 
 
-def _adapt_schedule(schedule: Schedule, history: list[dict]) -> None:
-    """Let the schedule adapt to the epoch just run, and tell the user how long the run will take:
-    after the first epoch, the second (the first with videos kept in memory) and every change."""
+def _adapt_schedule(schedule: Schedule, history: list[dict], news: ScheduleNews, progress: RunProgress) -> None:
+    """Let the schedule adapt to the epoch just run; say when the run will end once, and again only
+    when that changes materially (`vidcls.training.progress`), and move the progress display on."""
     row = history[-1]
     change = schedule.after_epoch(row["epoch"], history, row["elapsed_seconds"])
-    if change or row["epoch"] <= 2:
-        budget = f", within the time budget of {schedule.budget_seconds / 60:g} min" if schedule.budget_seconds else ""
-        logger.info(
-            "%sexpected duration: about %.1f min in all (%.1f so far), at most %d epochs%s", f"{change}; " if change else "",
-            schedule.expected_seconds(history) / 60, row["elapsed_seconds"] / 60, schedule.end_epoch, budget,
-        )
+    progress.epoch_done(row, schedule.end_epoch, schedule.expected_seconds(history) - row["elapsed_seconds"])
+    line = news.after_epoch(schedule, history, change)
+    if line:
+        logger.info("%s", line)
+
+
+def start_trackers(output: Path, config: TrainConfig, backends: list[str], resumed_step: int | None) -> RunTrackers:
+    """New tracker runs in ``backends``, with the run's settings; a resumed run reopens the ones
+    train_args.json names instead, to continue them after ``resumed_step``."""
+    if resumed_step is None:
+        trackers = RunTrackers.start(backends, output, asdict(config))
+    else:
+        trackers = RunTrackers.reopen(json.loads((output / ARGS_FILE).read_text()).get("tracking"), output, resumed_step)
+    if trackers:
+        logger.info("reporting to %s", trackers.describe())
+    return trackers
+
+
+def finish_tracking(output: Path, trackers: RunTrackers) -> None:
+    """Keep the model with the trackers' runs (not the checkpoint), close them, and record the last
+    step logged in train_args.json, where `vidcls eval` puts the test scores."""
+    if not trackers:
+        return
+    path = output / ARGS_FILE
+    record = json.loads(path.read_text())
+    record["tracking"] = trackers.record()
+    path.write_text(json.dumps(record, indent=2))
+    trackers.log_model([output / name for name in MODEL_ENTRIES if (output / name).exists()])
+    trackers.close()
 
 
 def record_stop(output: Path, state: RunState) -> None:

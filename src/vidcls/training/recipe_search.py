@@ -37,7 +37,7 @@ from vidcls.models.pretrained import I3D_KINETICS400, WeightsError
 from vidcls.publish.model_card import add_search_section
 from vidcls.training.config import SCRATCH_PRESET, TrainConfig
 from vidcls.training.linear_probe import FeaturesTooSlow, fit_probe, save_probe
-from vidcls.training.loop import ARGS_FILE, TrainResult, check_output, prepare_output, run_training, training_data
+from vidcls.training.loop import ARGS_FILE, TrainResult, check_output, prepare_output, train_all_layers, training_data
 from vidcls.training.schedule import DEFAULT_TIME_BUDGET_MINUTES
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def search(config: TrainConfig, processes: distributed.Processes) -> TrainResult
         if budget and not (config.epochs or config.steps):  # 0 would mean no budget: at least a second
             motion_config.time_budget = max(left, 1.0) / 60
         motion_started = time.perf_counter()
-        motion_result = run_training(motion_config, processes)
+        motion_result = train_all_layers(motion_config, processes)
         motion.val_accuracy, motion.seconds = motion_result.best_val_accuracy, time.perf_counter() - motion_started
     logger.info("recipe search: %s", motion.summary())
     kept = _choose(features, motion)

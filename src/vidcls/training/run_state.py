@@ -47,7 +47,8 @@ class RunState:
         return cls(**{f.name: checkpoint[f.name] for f in fields(cls) if f.name in checkpoint})
 
     def record(self, row: dict) -> bool:
-        """Add the epoch's row and log it; True when it is the best so far.
+        """Add the epoch's row and log it (debug: the console shows a summary, `training.progress`); True
+        when it is the best so far.
 
         The best epoch has the highest validation accuracy averaged over it and the epochs just
         before it (`smoothed`); on a tie the later one, trained longer, is kept. Every process of
@@ -71,5 +72,5 @@ class RunState:
             self.best_val_accuracy, self.best_epoch, self.stale_epochs = accuracy, row["epoch"], 0
         else:
             self.stale_epochs += 1
-        logger.info("epoch %d: %s", row["epoch"], json.dumps(row))
+        logger.debug("epoch %d: %s", row["epoch"], json.dumps(row))
         return improved
