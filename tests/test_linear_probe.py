@@ -12,7 +12,8 @@ def _features(rng: np.random.Generator, per_class: int, centres: np.ndarray, gro
     labels = np.repeat(np.arange(len(centres)), per_class)
     plain = centres[labels] + rng.normal(scale=0.8, size=(len(labels), centres.shape[1]))
     names = np.asarray([f"{label}/g{i % 5:02d}" if groups else None for i, label in enumerate(labels)], dtype=object)
-    return VideoFeatures(plain.astype(np.float32), plain[:, ::-1].astype(np.float32).copy(), labels, names)
+    half = centres.shape[1] // 2  # two parts, as I3D's and the frames' features
+    return VideoFeatures(plain.astype(np.float32), plain[:, ::-1].astype(np.float32).copy(), labels, names, (half, half))
 
 
 def test_two_classes_give_a_two_row_classifier_with_the_regression_s_probabilities():

@@ -115,7 +115,8 @@ def test_on_variable_frame_rate_the_pipeline_spreads_frames_by_count_and_vidcls_
 def test_a_whole_frame_model_is_scored_by_the_pipeline_as_by_vidcls(tmp_path):
     """A model that reads whole frames (no crop, a fixed height x width, as the features recipe saves it):
     the saved processor resizes a 16:9 video as vidcls does, and one forward with sub-clips and mirror
-    averaging gives the pipeline vidcls's probabilities at the model's default views (one clip)."""
+    averaging, joined with per-frame features (whose modeling file the I3D one imports), gives the
+    pipeline vidcls's probabilities at the model's default views (one clip)."""
     from dataclasses import replace
 
     from transformers import pipeline
@@ -125,7 +126,8 @@ def test_a_whole_frame_model_is_scored_by_the_pipeline_as_by_vidcls(tmp_path):
     torch.manual_seed(0)
     labels = {i: label for i, label in enumerate(LABELS)}
     config = I3DConfig(num_frames=8, image_size=32, id2label=labels, label2id={v: k for k, v in labels.items()},
-                       sub_clips=2, flip_average=True, normalize_features=True)
+                       sub_clips=2, flip_average=True, normalize_features=True, frame_backbone="efficientnet-lite0",
+                       frame_stride=2)
     model = I3DForVideoClassification(config).eval()
     with torch.no_grad():
         model.classifier.weight.normal_(std=10)  # unit-length features: a large head so frames tell

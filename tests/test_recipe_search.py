@@ -34,10 +34,14 @@ COLOURS = {"Red": (200, 40, 40), "Green": (40, 200, 40), "Blue": (40, 40, 200)}
 
 
 def save_stand_in(out: Path, blind: bool = False) -> Path:
-    """An I3D-config "pretrained" folder: random weights (or a zeroed backbone), 8 frames of 32 px."""
+    """An I3D-config "pretrained" folder: random weights (or a zeroed backbone), 8 frames of 32 px;
+    the seeing one joins a random EfficientNet-Lite0's per-frame features, as the real recipe does."""
     torch.manual_seed(0)
     labels = ["a", "b", "c", "d"]
-    config = I3DConfig(num_frames=8, image_size=32, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)})
+    config = I3DConfig(
+        num_frames=8, image_size=32, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)},
+        frame_backbone=None if blind else "efficientnet-lite0", frame_stride=2,
+    )
     model = I3DForVideoClassification(config).eval()
     if blind:
         with torch.no_grad():
@@ -100,6 +104,7 @@ def test_features_that_separate_the_classes_are_kept_and_motion_is_not_trained(f
     assert args["freeze_backbone"] is True and args["head"]["C"] in HEAD_C_GRID
     config = json.loads((features_kept / "config.json").read_text())
     assert config["normalize_features"] is True and config["sub_clips"] == FEATURES_SUB_CLIPS and config["vidcls"]["clips"] == 1
+    assert config["frame_backbone"] == "efficientnet-lite0" and (features_kept / "modeling_efficientnet_lite.py").is_file()
     processor = json.loads((features_kept / "video_preprocessor_config.json").read_text())
     assert processor["do_center_crop"] is False and processor["size"] == {"height": 32, "width": 42}  # the data's 4:3
     assert not (features_kept / CHECKPOINT).exists()

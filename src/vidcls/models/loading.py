@@ -26,7 +26,7 @@ from transformers import (
 
 from vidcls.errors import ModelError
 from vidcls.models.pretrained import PRETRAINED, fine_tune_spec, pretrained_model_dir
-from vidcls.models import modeling_i3d, modeling_motion_cnn
+from vidcls.models import modeling_efficientnet_lite, modeling_i3d, modeling_motion_cnn
 from vidcls.models.modeling_i3d import I3DConfig
 from vidcls.models.modeling_motion_cnn import MotionCNNConfig
 from vidcls.data.sampling import DEFAULT_SAMPLING, check_sampling
@@ -56,7 +56,8 @@ PRESETS: dict[str, tuple[type[PretrainedConfig], dict]] = {
 # The modeling code of vidcls's own architectures, copied beside their weights (named in config.json's auto_map).
 MOTION_CNN_CODE = Path(modeling_motion_cnn.__file__).name
 I3D_CODE = Path(modeling_i3d.__file__).name
-MODELING_FILES = (MOTION_CNN_CODE, I3D_CODE)
+FRAME_BACKBONE_CODE = Path(modeling_efficientnet_lite.__file__).name  # imported by I3D's, copied beside it
+MODELING_FILES = (MOTION_CNN_CODE, I3D_CODE, FRAME_BACKBONE_CODE)
 
 
 def _label_maps(labels: list[str]) -> dict:

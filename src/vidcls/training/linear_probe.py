@@ -35,7 +35,10 @@ from vidcls.errors import VidclsError
 from vidcls.inference.forward import autocast
 from vidcls.models.loading import create_model
 from vidcls.models.saving import LoadedModel, save_model
-from vidcls.models.pretrained import FEATURES_SUB_CLIPS, PRETRAINED, features_spec
+from vidcls.models.pretrained import (
+    FEATURES_FRAME_BACKBONE, FEATURES_FRAME_STRIDE, FEATURES_SUB_CLIPS, PRETRAINED, WeightsError,
+    efficientnet_lite0_state_dict, features_spec,
+)
 from vidcls.publish.model_card import write_model_card
 from vidcls.training.loop import (
     ARGS_FILE, METRICS_FILE, TrainResult, check_output, finish_tracking, prepare_output, start_trackers, training_data,
@@ -65,6 +68,7 @@ class VideoFeatures:
     mirrored: np.ndarray | None
     labels: np.ndarray
     groups: np.ndarray  # each video's UCF101 group (`VideoRecord.group`), None where its name has none
+    part_sizes: tuple[int, ...]  # the descriptor's parts (I3D's, the frames'), side by side in a row
     mirror_seconds: float = 0.0  # of the time computing them, what the mirror images took
 
     @classmethod
@@ -73,14 +77,19 @@ class VideoFeatures:
         mirrored = None if any(part.mirrored is None for part in parts) else np.concatenate([part.mirrored for part in parts])
         return cls(
             np.concatenate([part.plain for part in parts]), mirrored, np.concatenate([part.labels for part in parts]),
-            np.concatenate([part.groups for part in parts]), sum(part.mirror_seconds for part in parts),
+            np.concatenate([part.groups for part in parts]), parts[0].part_sizes, sum(part.mirror_seconds for part in parts),
         )
 
     def descriptors(self, flip: bool) -> np.ndarray:
-        """What the head reads (`I3DForVideoClassification.pooled_features`): mirror image averaged
-        when ``flip``, then scaled to unit length."""
+        """What the head reads (`I3DForVideoClassification.descriptor`): mirror image averaged when
+        ``flip``, each part scaled to unit length, joined, the whole scaled to unit length."""
         features = (self.plain + self.mirrored) / 2 if flip else self.plain
-        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        parts = np.split(features, np.cumsum(self.part_sizes)[:-1], axis=1)
+        return _unit(np.concatenate([_unit(part) for part in parts], axis=1))
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass
@@ -112,10 +121,10 @@ def video_features(
             continue
         pixels = normalize_batch(views.flatten(0, 1).to(device), spec)  # one view per video
         with autocast(device):
-            plain.append(model.sub_clip_features(pixels).float().cpu())
+            plain.append(model.raw_features(pixels).float().cpu())
             if mirrored:
                 started = time.perf_counter()
-                mirror.append(model.sub_clip_features(pixels.flip(-1)).float().cpu())
+                mirror.append(model.raw_features(pixels.flip(-1)).float().cpu())
                 mirror_seconds += time.perf_counter() - started
         labels.extend(label2id[records[i].label] for i in positions)
         groups.extend(records[i].group for i in positions)
@@ -123,7 +132,7 @@ def video_features(
     stack = lambda parts: torch.cat(parts).numpy() if parts else np.empty((0, width), np.float32)  # noqa: E731
     return VideoFeatures(
         stack(plain), stack(mirror) if mirrored else None, np.asarray(labels, dtype=np.int64),
-        np.asarray(groups, dtype=object), mirror_seconds,
+        np.asarray(groups, dtype=object), model.part_sizes, mirror_seconds,
     )
 
 
@@ -212,13 +221,26 @@ def features_model(config, records: list[VideoRecord], labels: list[str]) -> Loa
     (`features_spec`, at the training videos' aspect) and its descriptor settings, flip decided later."""
     loaded = create_model(config.model, labels, config.num_frames, config.sample_rate, config.sampling)
     model = loaded.model
-    if not hasattr(model, "sub_clip_features"):
+    if not hasattr(model, "raw_features"):
         raise VidclsError(f"{config.model}: --freeze-backbone needs a pretrained I3D model (i3d-kinetics400)")
     loaded.spec = features_spec(loaded.spec, data_aspect(records), config.num_frames, config.model in PRETRAINED)
     model.config.num_frames, model.config.image_size = loaded.spec.num_frames, min(loaded.spec.input_size)
     model.config.sub_clips = FEATURES_SUB_CLIPS if loaded.spec.num_frames % FEATURES_SUB_CLIPS == 0 else 1
     model.config.normalize_features = True
+    if config.model in PRETRAINED:
+        join_frame_features(model)
     return loaded
+
+
+def join_frame_features(model) -> None:
+    """Join `FEATURES_FRAME_BACKBONE`'s per-frame features to I3D's; without its weights (offline, not
+    cached), say so in one line and keep I3D's alone."""
+    try:
+        state_dict = efficientnet_lite0_state_dict()
+    except WeightsError as error:
+        logger.info("%s weights unavailable, I3D features alone: %s", FEATURES_FRAME_BACKBONE, error)
+        return
+    model.add_frame_backbone(FEATURES_FRAME_BACKBONE, state_dict, FEATURES_FRAME_STRIDE)
 
 
 class FeaturesTooSlow(VidclsError):
