@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+# Scores are compared with transformers' pipeline and between paths to 1e-5: full precision, so
+# the suite behaves the same on every CPU (tests/test_forward.py covers bf16 scoring).
+os.environ["VIDCLS_PRECISION"] = "fp32"
 # `vidcls audit`'s signature cache (also used by data, train and eval): never the user's.
 os.environ["VIDCLS_AUDIT_CACHE"] = tempfile.mkdtemp(prefix="vidcls-audit-cache-")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from videos import moving_square, write_video
-from vidcls.benchmarking import check_targets, run_benchmark, select_records
+from vidcls.benchmarking import LOADER_BATCHES_FACTOR, check_targets, loader_warmup_batches, run_benchmark, select_records
 
 FIGURES = (
     "loader_clips_per_s", "train_clips_per_s", "data_wait_fraction", "predict_ms_per_video",
-    "pipeline_ms_per_video", "top1_agree", "peak_rss_mb",
+    "pipeline_ms_per_video", "top1_agree", "peak_rss_mb", "peak_pss_mb",
 )
 TARGETS = ("loader_clips_per_s", "predict_speedup_vs_pipeline", "top1_agree", "data_wait_fraction",
            "predict_onnx_speedup_vs_pipeline")
@@ -37,11 +37,13 @@ def result(tiny_data) -> dict:
 def test_result_has_every_figure_and_sane_values(result):
     for key in FIGURES:
         assert isinstance(result[key], float), key
-    for key in ("loader_clips_per_s", "train_clips_per_s", "predict_ms_per_video", "pipeline_ms_per_video", "peak_rss_mb"):
+    for key in ("loader_clips_per_s", "train_clips_per_s", "predict_ms_per_video", "pipeline_ms_per_video", "peak_rss_mb", "peak_pss_mb"):
         assert result[key] > 0, key
     assert 0 <= result["data_wait_fraction"] <= 1
     assert 0 <= result["top1_agree"] <= 1
-    assert result["loader"]["clips"] == 4  # 2 batches of 2, after the warm-up batch
+    assert result["loader"]["clips"] == 2 * 2 * LOADER_BATCHES_FACTOR  # batches of 2, after the warm-up
+    assert result["loader"]["warmup_batches"] == loader_warmup_batches(4, 0, 2, 1)
+    assert result["loader"]["peak_pss_mb_all_processes"] <= result["loader"]["peak_rss_mb_all_processes"]
     assert result["loader"]["batch_shape"] == [2, 16, 3, 224, 224]  # the guide's clips, uint8
     assert result["loader"]["batch_dtype"] == "torch.uint8"
     assert isinstance(result["predict_onnx_ms_per_video"], float) and result["predict_onnx_ms_per_video"] > 0
@@ -50,6 +52,12 @@ def test_result_has_every_figure_and_sane_values(result):
         assert row["videos"] == 4 and row["ms_per_video"] > 0 and row["cpu_ms_per_video"] > 0
         assert 0 <= row["top1_agree"] <= 1 and row["speedup_vs_pipeline"] > 0
     assert result["prediction"]["pipeline"]["top1_agree"] == 1.0  # itself
+
+
+def test_the_loader_warms_until_each_process_has_read_each_video_a_few_times():
+    assert loader_warmup_batches(48, 2, 8, 2) == 48  # 4 reads x 48 videos x 2 processes / 8 a batch
+    assert loader_warmup_batches(4, 0, 2, 1) == 8  # no worker processes: the main process reads
+    assert loader_warmup_batches(1, 1, 8, 5) == 5  # never fewer than asked for
 
 
 @pytest.mark.slow  # benchmarks a model

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import psutil
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, default_collate
 
 from vidcls.errors import DatasetError, VideoReadError
 from vidcls.data.discovery import VideoRecord
@@ -122,8 +122,13 @@ class TrainClipDataset(Dataset):
 
 
 def collate_train(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(videos * clips_per_video, T, C, H, W) uint8 clips and their labels, a video's clips side by side."""
-    clips = torch.cat([video_clips for video_clips, _ in samples])
+    """(videos * clips_per_video, T, C, H, W) uint8 clips and their labels, a video's clips side by side.
+
+    Stacked by `default_collate`, which in a loader process writes the batch straight into shared
+    memory: a batch made with ``torch.cat`` and moved there when queued stayed in the worker's
+    heap, 18 MB a batch of 8 guide clips, without end (benchmarks/speed.md, "Loader memory").
+    """
+    clips = default_collate([video_clips for video_clips, _ in samples]).flatten(0, 1)
     labels = torch.tensor([label for video_clips, label in samples for _ in range(len(video_clips))])
     return clips, labels
 
@@ -166,7 +171,7 @@ class EvalClipDataset(Dataset):
 def collate_eval(samples: list[EvalSample]) -> tuple[torch.Tensor | None, list[int], list[EvalSample]]:
     """Stack the readable videos' views: (videos, views, T, C, H, W); failures passed through."""
     good = [s for s in samples if s.views is not None]
-    views = torch.stack([s.views for s in good]) if good else None
+    views = default_collate([s.views for s in good]) if good else None  # in shared memory, see `collate_train`
     return views, [s.index for s in good], [s for s in samples if s.views is None]
 
 

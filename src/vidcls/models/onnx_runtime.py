@@ -63,7 +63,7 @@ class OnnxVideoClassifier:
         self._device_marker = torch.empty(0)  # CPU: where callers must put the inputs
 
     def __call__(self, pixel_values: torch.Tensor) -> OnnxOutput:
-        inputs = {INPUT_NAME: pixel_values.detach().to("cpu", torch.float32).numpy()}
+        inputs = {INPUT_NAME: np.ascontiguousarray(pixel_values.detach().to("cpu", torch.float32).numpy())}
         (logits,) = self.session.run([OUTPUT_NAME], inputs)
         return OnnxOutput(torch.from_numpy(np.asarray(logits)))
 
