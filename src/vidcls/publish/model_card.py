@@ -86,7 +86,8 @@ def add_search_section(model_dir: str | Path, search: dict) -> Path:
     rows = [
         (candidate["recipe"], f"`{folder_name(candidate['model'])}`",
          "n/a" if candidate["val_accuracy"] is None else percent(candidate["val_accuracy"]),
-         f"{candidate['seconds']:.0f}" if candidate["outcome"] in ("tried", "kept") else "", candidate["outcome"])
+         f"{candidate['seconds']:.0f}" if candidate["outcome"] in ("tried", "kept") else "",
+         candidate["outcome"] + (f"; stopped early: {candidate['stopped']}" if candidate.get("stopped") else ""))
         for candidate in search["tried"]
     ]
     section = (

@@ -14,6 +14,7 @@ The output is the whole model, an ordinary model folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -32,7 +33,7 @@ from vidcls.data.datasets import EvalClipDataset, collate_eval
 from vidcls.data.discovery import DatasetIndex, VideoRecord, save_split
 from vidcls.data.transforms import normalize_batch
 from vidcls.errors import VidclsError
-from vidcls.inference.forward import autocast
+from vidcls.inference.forward import channels_last, scores_in_bf16
 from vidcls.models.loading import create_model
 from vidcls.models.saving import LoadedModel, save_model
 from vidcls.models.pretrained import (
@@ -116,11 +117,14 @@ def video_features(
         EvalClipDataset(records, spec), batch_size=FEATURES_BATCH, num_workers=workers, collate_fn=collate_eval
     )
     plain, mirror, labels, groups, mirror_seconds = [], [], [], [], 0.0
+    bf16 = scores_in_bf16(model, device)  # the precision predict and eval will score the features model in
     for views, positions, _failed in loader:
         if views is None:
             continue
         pixels = normalize_batch(views.flatten(0, 1).to(device), spec)  # one view per video
-        with autocast(device):
+        if bf16 and device.type == "cpu":
+            pixels = channels_last(pixels)
+        with torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
             plain.append(model.raw_features(pixels).float().cpu())
             if mirrored:
                 started = time.perf_counter()
