@@ -69,7 +69,7 @@ def test_training_command_reproduces_the_run():
     assert training_command(config) == "vidcls train data --output runs/x --model MCG-NJU/videomae-base --epochs 5 --no-flip"
     assert training_command(config, world_size=2).startswith("torchrun --standalone --nproc-per-node 2 -m vidcls train data ")
     config = TrainConfig(data="my data", output="out", val_ratio=0.2)
-    assert training_command(config) == "import vidcls\n\nvidcls.train('my data', 'out', model='motion', val_ratio=0.2)"
+    assert training_command(config) == "import vidcls\n\nvidcls.train('my data', 'out', val_ratio=0.2)"
 
 
 def test_a_run_on_several_machines_is_reproduced_with_torchrun_per_machine(monkeypatch):

@@ -58,3 +58,37 @@ def test_training_keeps_batch_norm_on_pretrained_statistics(model):
         assert norms and not any(m.training for m in norms) and model.dropout.training
     finally:
         model.eval()
+
+
+def test_descriptor_settings_are_off_by_default_and_compute_what_they_say():
+    """Sub-clips: the mean of each consecutive clip's features; flip averaging: a mirror image has the same
+    descriptor; unit length: the norm is one. Off by default: the plain clip features."""
+    torch.manual_seed(0)
+    plain = I3DForVideoClassification(I3DConfig(num_labels=2)).eval()
+    x = torch.randn(2, 8, 3, 32, 40)
+    with torch.inference_mode():
+        assert torch.equal(plain.pooled_features(x), plain.clip_features(x))
+        plain.config.sub_clips = 2
+        halves = (plain.clip_features(x[:, :4]) + plain.clip_features(x[:, 4:])) / 2
+        assert torch.allclose(plain.pooled_features(x), halves, atol=1e-5)
+        plain.config.flip_average, plain.config.normalize_features = True, True
+        features = plain.pooled_features(x)
+        assert torch.allclose(features, plain.pooled_features(x.flip(-1)), atol=1e-5)
+        assert torch.allclose(features.norm(dim=-1), torch.ones(2), atol=1e-5)
+
+
+def test_joined_frame_features_are_each_part_at_unit_length_then_the_whole():
+    torch.manual_seed(0)
+    joined = I3DForVideoClassification(I3DConfig(
+        num_labels=2, frame_backbone="efficientnet-lite0", frame_stride=2, normalize_features=True,
+    )).eval()
+    x = torch.rand(2, 8, 3, 32, 40) * 2 - 1
+    with torch.inference_mode():
+        raw = joined.raw_features(x)
+        i3d, frames = raw.split(joined.part_sizes, dim=-1)
+        assert joined.part_sizes == (1024, 1280) and joined.classifier.in_features == 2304
+        assert torch.allclose(i3d, joined.clip_features(x), atol=1e-5)
+        every_other = joined.frame_backbone.frame_features((x[:, ::2].flatten(0, 1) * 127.5 + 0.5) / 128)
+        assert torch.allclose(frames, every_other.reshape(2, 4, -1).mean(1), atol=1e-5)
+        expected = F.normalize(torch.cat([F.normalize(i3d, dim=-1), F.normalize(frames, dim=-1)], -1), dim=-1)
+        assert torch.allclose(joined.pooled_features(x), expected, atol=1e-5)

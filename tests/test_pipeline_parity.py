@@ -12,7 +12,7 @@ import torch
 
 from videos import label_of, moving_square, write_vfr_video, write_video
 from vidcls.models.loading import create_model, load_model
-from vidcls.models.saving import save_model
+from vidcls.models.saving import LoadedModel, save_model
 from vidcls.inference.prediction import VideoClassifier
 from vidcls.inference.options import ViewOptions
 
@@ -104,9 +104,45 @@ def test_on_variable_frame_rate_the_pipeline_spreads_frames_by_count_and_vidcls_
     theirs = {row["label"]: row["score"] for row in pipeline("video-classification", model=str(tmp_path / "tiny"))(str(path))}
     transform = EvalTransform(classifier.spec, 1)
     time_of = [round(s / 40) for s in stamps]
-    counted = read_frames(path, [time_of[j] for j in by_count], short_side=transform.decode_short_side())
+    counted = read_frames(path, [time_of[j] for j in by_count], resize=transform.decode_resize())
     as_counted = classifier.postprocess(classifier.score(transform(counted)[None])[0], ViewOptions(top_k=len(LABELS)))
     for row in as_counted:
         assert row["score"] == pytest.approx(theirs[row["label"]], abs=1e-5)
     by_vidcls = classifier.predict(path, ViewOptions(clips=1)).top_k  # the frames by time: a score the tolerance tells apart
     assert any(row["score"] != pytest.approx(theirs[row["label"]], abs=1e-4) for row in by_vidcls)
+
+
+def test_a_whole_frame_model_is_scored_by_the_pipeline_as_by_vidcls(tmp_path):
+    """A model that reads whole frames (no crop, a fixed height x width, as the features recipe saves it):
+    the saved processor resizes a 16:9 video as vidcls does, and one forward with sub-clips and mirror
+    averaging, joined with per-frame features (whose modeling file the I3D one imports), gives the
+    pipeline vidcls's probabilities at the model's default views (one clip)."""
+    from dataclasses import replace
+
+    from transformers import pipeline
+
+    from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
+
+    torch.manual_seed(0)
+    labels = {i: label for i, label in enumerate(LABELS)}
+    config = I3DConfig(num_frames=8, image_size=32, id2label=labels, label2id={v: k for k, v in labels.items()},
+                       sub_clips=2, flip_average=True, normalize_features=True, frame_backbone="efficientnet-lite0",
+                       frame_stride=2)
+    model = I3DForVideoClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(std=10)  # unit-length features: a large head so frames tell
+    spec = replace(
+        create_model("motion", LABELS).spec, num_frames=8, frame_size=(32, 56), crop_size=32, resize_short_side=32, clips=1,
+        mean=(0.5,) * 3, std=(0.5,) * 3,
+    )
+
+    save_model(LoadedModel(model, None, spec, "whole"), tmp_path / "whole")
+    assert load_model(str(tmp_path / "whole")).spec == spec
+    video = write_video(tmp_path / "wide.avi", moving_square("MoveRight", num_frames=40, width=128, height=72))
+    classifier = VideoClassifier(str(tmp_path / "whole"))
+    assert classifier.preprocess(video, ViewOptions()).views.shape == (1, 8, 3, 32, 56)
+    theirs = {row["label"]: row["score"] for row in pipeline("video-classification", model=str(tmp_path / "whole"), trust_remote_code=True)(str(video))}
+    ours = {row["label"]: row["score"] for row in classifier.predict(video, ViewOptions()).top_k}
+    assert max(theirs.values()) < 0.99  # scores that can tell a wrong frame apart
+    for label in LABELS:
+        assert ours[label] == pytest.approx(theirs[label], abs=1e-3)

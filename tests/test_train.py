@@ -39,7 +39,7 @@ def test_output_is_a_transformers_model_directory(trained_model, motion_dataset)
         assert (trained_model / name).is_file(), name
     config = json.loads((trained_model / "config.json").read_text())
     assert config["id2label"] == {str(i): label for i, label in enumerate(sorted(CLASSES))}
-    assert config["vidcls"] == {"num_frames": 8, "sample_rate": 4, "sampling": "segment"}
+    assert config["vidcls"] == {"num_frames": 8, "sample_rate": 4, "sampling": "segment", "clips": 4}
     classifier = pipeline("video-classification", model=str(trained_model))
     video = next((motion_dataset / "test" / "MoveUp").glob("*.avi"))
     result = classifier(str(video), top_k=3)

@@ -125,8 +125,8 @@ def test_sample_window_draws_what_decode_then_crop_draws():
 
 def test_eval_transform_views():
     spec = ClipSpec(num_frames=4, crop_size=40, resize_short_side=48)
-    assert EvalTransform(spec).decode_short_side() == 48
-    assert EvalTransform(ClipSpec(crop_size=224, resize_short_side=128)).decode_short_side() == 224
+    assert EvalTransform(spec).decode_resize() == 48
+    assert EvalTransform(ClipSpec(crop_size=224, resize_short_side=128)).decode_resize() == 224
     frames = position_frames(height=48, width=64)
     assert EvalTransform(spec)(frames).shape == (1, 4, 3, 40, 40)
     views = EvalTransform(spec, num_crops=3)(frames)

@@ -69,7 +69,7 @@ def test_indices_past_the_end_repeat_the_last_frame(long_video, long_reference):
 
 
 def test_read_frames_resizes_in_swscale(long_video, long_reference):
-    frames = read_frames(long_video, [5, 120], short_side=96)
+    frames = read_frames(long_video, [5, 120], resize=96)
     assert frames.shape == (2, 96, 128, 3)
     assert [label_of(frame) for frame in frames] == [5, 120]
 
@@ -78,7 +78,7 @@ def test_resize_is_the_pipelines_pil_resize(long_video, long_reference):
     """Evaluation frames are resized as transformers' VideoMAE processor resizes them (PIL bilinear)."""
     from PIL import Image
 
-    frames = read_frames(long_video, [5, 120], short_side=30)
+    frames = read_frames(long_video, [5, 120], resize=30)
     expected = np.stack([np.asarray(Image.fromarray(f).resize((40, 30), Image.BILINEAR)) for f in long_reference[[5, 120]]])
     assert frames.shape == expected.shape == (2, 30, 40, 3)
     assert np.abs(frames.astype(int) - expected).max() <= 1
@@ -95,7 +95,7 @@ def test_odd_frame_size(tmp_path):
     np.testing.assert_array_equal(read_frames(path, [4, 20]), reference[[4, 20]])
     for short_side in (50, 71, 128):
         width, height = resized_dims(97, 71, short_side)
-        assert read_frames(path, [4, 20], short_side=short_side).shape == (2, height, width, 3)
+        assert read_frames(path, [4, 20], resize=short_side).shape == (2, height, width, 3)
     assert resized_dims(97, 71, 50) == (68, 50)
     assert resized_dims(71, 97, 50) == (50, 68)
     clip = read_clip(path, [4, 20, 29], ClipWindow(short_side=60, top=0, left=11, size=60))  # centred: 82x60
@@ -141,7 +141,7 @@ def test_rotated_video_is_returned_as_displayed(tmp_path):
     assert decoded.shape == (2, 64, 48, 3)
     np.testing.assert_array_equal(decoded, np.rot90(reference[[1, 4]], k=1, axes=(1, 2)))
     assert decoded[0, :, :3].mean() > 240  # the top band is now the left edge
-    resized = read_frames(path, [1], short_side=24)
+    resized = read_frames(path, [1], resize=24)
     assert resized.shape == (1, 32, 24, 3)
     clip = read_clip(path, [1, 4], ClipWindow(short_side=24, top=8, left=0, size=24))
     assert clip.shape == (2, 3, 24, 24)
@@ -158,7 +158,7 @@ def test_read_clip_matches_read_frames_then_crop(long_video):
     clip = read_clip(long_video, indices, window)
     assert clip.dtype == np.uint8 and clip.shape == (16, 3, 64, 64) and clip.flags.c_contiguous
     assert [label_of(frame, channels_first=True) for frame in clip] == indices
-    reference = read_frames(long_video, indices, short_side=96)[:, 20:84, 32:96].transpose(0, 3, 1, 2)
+    reference = read_frames(long_video, indices, resize=96)[:, 20:84, 32:96].transpose(0, 3, 1, 2)
     # The crop is scaled from the source pixels under it, so edges may move by a pixel.
     assert np.abs(clip.astype(int) - reference).mean() < 3
 

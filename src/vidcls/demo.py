@@ -1,4 +1,4 @@
-"""The embedded default, end to end: sample the synthetic dataset, train the default preset, evaluate, predict.
+"""The embedded default, end to end: sample the synthetic dataset, train at the defaults (the recipe search), evaluate, predict.
 
 This is what a fresh checkout runs with no hub and no data of its own. Each step is the
 public API a user would call; `say` receives one line per step so the CLI can narrate.
@@ -15,7 +15,7 @@ from typing import Callable
 
 from vidcls.errors import OutputExistsError
 from vidcls.evaluation.evaluate import evaluate
-from vidcls.training.config import DEFAULT_PRESET
+from vidcls.training.config import SCRATCH_PRESET
 from vidcls.inference.prediction import predict
 from vidcls.evaluation.report import write_report
 from vidcls.inference.options import ViewOptions
@@ -72,9 +72,10 @@ def run_demo(
     summary = write_synthetic_dataset(data, per_class=per_class, seed=seed)
     say(f"    {summary.num_files} clips, classes: {', '.join(summary.classes)}")
 
-    say(f"2/4 training the `{DEFAULT_PRESET}` preset from scratch for up to {time_budget:g} minutes "
-        f"(no flip: left/right matter) -> {model_dir}")
+    say(f"2/4 training at the defaults for up to {time_budget:g} minutes (no flip: left/right matter) -> {model_dir}: "
+        f"pretrained features where the weights are at hand, and the `{SCRATCH_PRESET}` preset from scratch")
     trained = train(TrainConfig(data=str(data), output=str(model_dir), time_budget=time_budget, seed=seed, flip=False))
+    say(f"    kept {trained.search['kept']}: {trained.search['why']}")
     say(f"    best val accuracy {trained.best_val_accuracy:.3f} at epoch {trained.best_epoch} of {trained.epochs_run}")
 
     say(f"3/4 evaluating on the test split -> {report_dir}/report.md")

@@ -30,7 +30,7 @@ def video_row(path: str, caption: str) -> Image.Image:
 
     spread = lambda info: np.linspace(0, info.num_frames - 1, STRIP_FRAMES).round().astype(int).tolist()  # noqa: E731
     try:
-        _, frames = read_video(path, spread, short_side=STRIP_HEIGHT)
+        _, frames = read_video(path, spread, resize=STRIP_HEIGHT)
         gap = np.full((frames.shape[1], GAP, 3), 255, np.uint8)
         row = np.concatenate([part for frame in frames for part in (frame, gap)][:-1], axis=1)
     except VideoReadError as error:

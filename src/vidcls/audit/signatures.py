@@ -150,7 +150,7 @@ def thumbnail_signature(path: Path, info: VideoInfo) -> Signature:
     """Decode the time grid's frames of one video and describe them."""
     from vidcls.data.probe import read_video  # the decoder loads when a signature is computed
 
-    _, frames = read_video(path, sample_indices, short_side=DECODE_SHORT_SIDE, info=info)
+    _, frames = read_video(path, sample_indices, resize=DECODE_SHORT_SIDE, info=info)
     digest = hashlib.sha1(f"{info.num_frames}:{frames.shape}".encode())
     digest.update(frames.tobytes())
     luma = frames.astype(np.float32) @ _YCBCR[0]

@@ -51,8 +51,9 @@ def evaluate_command(
     data: Annotated[Path, typer.Argument(help="Dataset folder (split or flat layout).")],
     split: Annotated[str, typer.Option(help="Split to score: train, val or test.")] = "test",
     clips: Annotated[
-        int, typer.Option(min=1, help="Clips spread over each video (VideoMAE: 5 on Kinetics and UCF101).")
-    ] = DEFAULT_CLIPS,
+        Optional[int], typer.Option(min=1, help=f"Clips spread over each video (default: the model's, {DEFAULT_CLIPS} "
+                                    "unless it says; VideoMAE: 5 on Kinetics and UCF101).")
+    ] = None,
     crops: Annotated[int, typer.Option(min=1, max=3, help="1 centre crop, or 3 crops along the long side.")] = 1,
     sampling: SamplingOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Videos per forward batch.")] = EVAL_BATCH_SIZE,

@@ -50,7 +50,9 @@ def predict(
         Optional[list[Path]], typer.Argument(help="Video files, or folders searched recursively for videos.")
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Labels per video.")] = TOP_K,
-    clips: Annotated[int, typer.Option(min=1, help="Clips spread over each video, scores averaged.")] = DEFAULT_CLIPS,
+    clips: Annotated[Optional[int], typer.Option(
+        min=1, help=f"Clips spread over each video, scores averaged (default: the model's, {DEFAULT_CLIPS} unless it says).",
+    )] = None,
     window: Annotated[
         Optional[float], typer.Option(min=0.01, help="Also classify every WINDOW seconds (a timeline).")
     ] = None,

@@ -23,7 +23,7 @@ def _option(name: str, *names: str, **limits) -> typer.models.OptionInfo:
 def train(
     data: Annotated[Path, typer.Argument(help=TrainConfig.help("data"))],
     output: Annotated[Path, _option("output", "--output", "-o")],
-    model: Annotated[str, _option("model")] = TrainConfig.model,
+    model: Annotated[Optional[str], _option("model")] = TrainConfig.model,
     epochs: Annotated[Optional[int], _option("epochs", min=1)] = TrainConfig.epochs,
     steps: Annotated[Optional[int], _option("steps", min=1)] = TrainConfig.steps,
     time_budget: Annotated[Optional[float], _option("time_budget", min=0)] = TrainConfig.time_budget,
@@ -63,6 +63,8 @@ def train(
         return
     render_bad_files(result.bad_files)
     accuracy = "n/a (no val split)" if result.best_val_accuracy is None else f"{result.best_val_accuracy:.3f}"
+    if result.search:
+        console.print(f"kept {result.search['kept']}: {result.search['why']}", highlight=False)
     console.print(
         f"[green]saved[/] {result.output} (best epoch {result.best_epoch}, val accuracy {accuracy})", highlight=False
     )

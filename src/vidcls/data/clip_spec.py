@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vidcls.data.sampling import DEFAULT_SAMPLING
+from vidcls.data.sampling import DEFAULT_CLIPS, DEFAULT_SAMPLING
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -25,6 +25,15 @@ class ClipSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     sampling: str = DEFAULT_SAMPLING  # see `vidcls.data.sampling`
+    # (height, width) every frame is resized to, whole: no crop, so an actor who crosses the frame
+    # stays in it (models that take any size, I3D). None: short-side resize, then the square crop.
+    frame_size: tuple[int, int] | None = None
+    clips: int = DEFAULT_CLIPS  # test clips a video is scored on unless asked otherwise: the model's views
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the frames the model is given."""
+        return self.frame_size or (self.crop_size, self.crop_size)
 
     def sampled_as(self, sampling: str | None) -> ClipSpec:
         """This spec with another sampling when one is asked for (a --sampling override), else itself."""

@@ -1,9 +1,9 @@
-"""The pixels of a decoded frame: rotation, display width, the short-side resize, and the
-training crop scaled straight from the source pixels under it.
+"""The pixels of a decoded frame: rotation, display width, the resize (short side, or a fixed
+height x width), and the training crop scaled straight from the source pixels under it.
 
 Two paths, one per use:
 
-- `to_rgb` + `resize_short_side` (evaluation, prediction): swscale's unscaled YUV -> RGB path,
+- `to_rgb` + `resize_frames` (evaluation, prediction): swscale's unscaled YUV -> RGB path,
   then the same antialiased bilinear resize as transformers' VideoMAE processor (PIL) and
   torchvision, done by torch on uint8, so vidcls scores a video on the pixels the pipeline gives
   its model.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 
 from dataclasses import dataclass
+from typing import Union
 
 import av
 import numpy as np
@@ -25,6 +26,11 @@ from av.video.reformatter import VideoReformatter
 # Training crops are scaled by swscale: its default (bicubic) costs about three times bilinear
 # when upscaling, for no gain here.
 INTERPOLATION = "BILINEAR"
+
+# How decoded frames are resized: an int is the short side (aspect kept), (height, width) an exact
+# size (the whole frame kept, its aspect fitted), as a video processor's "shortest_edge" or
+# "height" and "width".
+Resize = Union[int, tuple[int, int]]
 
 
 def frame_rotation(frame: av.VideoFrame) -> int:
@@ -86,20 +92,21 @@ def frame_bytes(frame: av.VideoFrame) -> int:
     return sum(plane.buffer_size for plane in frame.planes)
 
 
-def to_rgb(frame: av.VideoFrame, short_side: int | None, reformatter: VideoReformatter | None = None) -> np.ndarray:
-    """RGB (H, W, 3) as displayed (rotation applied), resized so the short side is ``short_side``."""
+def to_rgb(frame: av.VideoFrame, resize: Resize | None, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """RGB (H, W, 3) as displayed (rotation applied), resized as ``resize`` says (`resize_frames`)."""
     reformatter = reformatter or VideoReformatter()
     array = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
     rotation = frame_rotation(frame)
     if rotation:
         array = np.ascontiguousarray(np.rot90(array, k=rotation // 90))
-    if short_side is not None:
-        array = resize_short_side(array[None], short_side)[0]
+    if resize is not None:
+        array = resize_frames(array[None], resize)[0]
     return array
 
 
-def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
-    """Resize uint8 (N, H, W, 3) frames so their short side is ``short_side`` (see `resized_dims`).
+def resize_frames(frames: np.ndarray, resize: Resize) -> np.ndarray:
+    """Resize uint8 (N, H, W, 3) frames: to a short side of ``resize`` (see `resized_dims`), or to
+    exactly ``resize`` = (height, width).
 
     Antialiased bilinear on uint8 in torch: PIL's ``resize(BILINEAR)``, which transformers'
     VideoMAE processor uses, to within one level, in under half of swscale's time on a batch.
@@ -107,7 +114,10 @@ def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
     import torch  # here, not at the top: probing a dataset folder (`vidcls data`) needs no torch
 
     height, width = frames.shape[1:3]
-    new_width, new_height = resized_dims(width, height, short_side)
+    if isinstance(resize, int):
+        new_width, new_height = resized_dims(width, height, resize)
+    else:
+        new_height, new_width = resize
     if (new_width, new_height) == (width, height):
         return frames
     channels_first = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)

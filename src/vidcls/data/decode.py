@@ -41,7 +41,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidcls.data.crop import (
-    INTERPOLATION, ClipWindow, WindowConverter, display_width, frame_rotation, resize_short_side,
+    INTERPOLATION, ClipWindow, Resize, WindowConverter, display_width, frame_rotation, resize_frames,
     shrink_frame, to_rgb,
 )
 from vidcls.errors import VideoReadError
@@ -157,29 +157,29 @@ def read_frames(
     path: str | Path,
     indices: Sequence[int],
     *,
-    short_side: int | None = None,
+    resize: Resize | None = None,
 ) -> np.ndarray:
     """Decode the frames at ``indices`` as uint8 RGB, shape (len(indices), H, W, 3).
 
     Indices may repeat and need not be sorted. Indices past the end of the video get the
     last frame, so a clip longer than the video still has the requested length. With
-    ``short_side`` the frames are resized (aspect kept) as transformers' VideoMAE processor
-    resizes them (see `resize_short_side`).
+    ``resize`` the frames are resized (a short side, or height x width) as transformers' VideoMAE
+    processor resizes them (see `resize_frames`).
     """
     with contextlib.closing(open_video(path)) as container, reading(path) as losses:
-        return read_open_frames(container, path, indices, short_side, losses)
+        return read_open_frames(container, path, indices, resize, losses)
 
 
 def read_open_frames(
     container: av.container.InputContainer,
     path: str | Path,
     indices: Sequence[int],
-    short_side: int | None,
+    resize: Resize | None,
     losses: Losses,
 ) -> np.ndarray:
     """`read_frames` on an open container."""
     out = None
-    for image, where in _converted(container, path, indices, short_side, losses):
+    for image, where in _converted(container, path, indices, resize, losses):
         if out is None:
             out = np.empty((len(indices), *image.shape), np.uint8)
         out[where] = image
@@ -187,36 +187,36 @@ def read_open_frames(
 
 
 def stream_frames(
-    path: str | Path, indices: Sequence[int], *, short_side: int | None = None
+    path: str | Path, indices: Sequence[int], *, resize: Resize | None = None
 ) -> Iterator[tuple[np.ndarray, list[int]]]:
     """The frames of `read_frames`, one at a time as they are decoded, each with the positions of
     ``indices`` it fills (in index order): a caller that consumes them as they come (prediction's
     windows) holds a few frames, not the whole list. Bad packets are logged as `read_frames` does."""
     with contextlib.closing(open_video(path)) as container, reading(path) as losses:
-        yield from _converted(container, path, indices, short_side, losses)
+        yield from _converted(container, path, indices, resize, losses)
 
 
 def _converted(
-    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], short_side: int | None,
+    container: av.container.InputContainer, path: str | Path, indices: Sequence[int], resize: Resize | None,
     losses: Losses,
 ) -> Iterator[tuple[np.ndarray, list[int]]]:
-    """Decoded frames as RGB (resized to ``short_side``), each with its output rows, converted in batches."""
+    """Decoded frames as RGB (resized as ``resize`` says), each with its output rows, converted in batches."""
     reformatter = VideoReformatter()
     for frames, rows in _decoded(container, path, indices, _CONVERT_BATCH, losses):
         rgb = [to_rgb(frame, None, reformatter) for frame in frames]
-        if short_side is None:
+        if resize is None:
             converted = rgb
         elif len({image.shape for image in rgb}) == 1:
-            converted = resize_short_side(np.stack(rgb), short_side)
+            converted = resize_frames(np.stack(rgb), resize)
         else:
-            converted = [resize_short_side(image[None], short_side)[0] for image in rgb]
+            converted = [resize_frames(image[None], resize)[0] for image in rgb]
         yield from zip(converted, rows)
 
 
 def read_clip(path: str | Path, indices: Sequence[int], window: ClipWindow) -> np.ndarray:
     """Decode the frames at ``indices``, keeping only ``window``: uint8 RGB (len(indices), 3, size, size).
 
-    The pixels of `read_frames` with ``short_side=window.short_side`` followed by the crop
+    The pixels of `read_frames` with ``resize=window.short_side`` followed by the crop
     (and flip), give or take a pixel of alignment and the filter (swscale's bilinear here),
     for a fraction of the work: only the source pixels under the window are scaled, straight
     to the crop size, into planar RGB written in place.

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import av
 import numpy as np
 
-from vidcls.data.crop import frame_rotation
+from vidcls.data.crop import Resize, frame_rotation
 from vidcls.data.decode import (
     FrameClock, Losses, ffmpeg_reason, open_video, read_open_frames, reading, rewind, shown_frames, stream_fps,
 )
@@ -51,7 +51,7 @@ def read_video(
     path: str | Path,
     frame_indices: Callable[[VideoInfo], Sequence[int]],
     *,
-    short_side: int | None = None,
+    resize: Resize | None = None,
     info: VideoInfo | None = None,
 ) -> tuple[VideoInfo, np.ndarray]:
     """Probe a video and decode the frames ``frame_indices(info)`` asks for, opening the file once.
@@ -63,7 +63,7 @@ def read_video(
     """
     with contextlib.closing(open_video(path)) as container, reading(path) as losses:
         info = info or _probe(container, path)
-        frames = read_open_frames(container, path, frame_indices(info), short_side, losses)
+        frames = read_open_frames(container, path, frame_indices(info), resize, losses)
     if losses.cause and not info.damage:
         info = replace(info, damage=losses.damage())
     return info, frames

@@ -14,7 +14,7 @@ import torch
 
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.errors import VidclsError
-from vidcls.data.crop import ClipWindow, resized_dims
+from vidcls.data.crop import ClipWindow, Resize, resized_dims
 
 # Random short side of a training clip, relative to the crop: the crop keeps 80-100% of the
 # frame's short side. Milder than the guide's 256-320 for a 224 crop (70-88%), which cuts away
@@ -56,6 +56,11 @@ class TrainTransform:
     """Random short-side scale (done by the decoder), random crop, optional horizontal flip."""
 
     def __init__(self, spec: ClipSpec, flip: bool = True) -> None:
+        if spec.frame_size:
+            raise VidclsError(
+                "this model reads whole frames (no crop), which training clips do not draw yet; train its head "
+                "with --freeze-backbone, or train from the pretrained model it came from"
+            )
         self.spec = spec
         self.flip = flip
         low, high = TRAIN_SCALE_RANGE
@@ -87,20 +92,24 @@ class TrainTransform:
 
 
 class EvalTransform:
-    """Short-side resize (done by the decoder) and 1 or 3 deterministic crops."""
+    """Resize (done by the decoder), then 1 or 3 deterministic crops, or the whole frame."""
 
     def __init__(self, spec: ClipSpec, num_crops: int = 1) -> None:
         if num_crops not in (1, 3):
             raise VidclsError(f"crops must be 1 (centre) or 3 (along the long side), got {num_crops}")
+        if spec.frame_size and num_crops != 1:
+            raise VidclsError(f"this model reads the whole frame, uncropped: crops must be 1, got {num_crops}")
         self.spec = spec
         self.num_crops = num_crops
 
-    def decode_short_side(self) -> int:
-        """The decoder resizes so the short side is at least the crop."""
-        return max(self.spec.resize_short_side, self.spec.crop_size)
+    def decode_resize(self) -> Resize:
+        """The model's frame size when it reads whole frames, else a short side at least the crop."""
+        return self.spec.frame_size or max(self.spec.resize_short_side, self.spec.crop_size)
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
         """(num_crops, T, C, H, W) uint8."""
+        if self.spec.frame_size:
+            return to_clip_tensor(frames)[None]
         crops = spatial_crops(frames, self.spec.crop_size, self.num_crops)
         return torch.stack([to_clip_tensor(crop) for crop in crops])
 

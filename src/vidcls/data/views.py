@@ -83,7 +83,7 @@ def video_views(
         raise ValueError(f"clips must be at least 1, got {clips}")
     transform = EvalTransform(spec, crops)
     every_frame = lambda info: np.concatenate(eval_clip_indices(info.num_frames, spec, clips))  # noqa: E731
-    info, frames = read_video(path, every_frame, short_side=transform.decode_short_side(), info=info)
+    info, frames = read_video(path, every_frame, resize=transform.decode_resize(), info=info)
     per_clip = frames.reshape(-1, spec.num_frames, *frames.shape[1:])
     views = torch.cat([transform(clip) for clip in per_clip])
     result = VideoViews(views, info, clip_indices=eval_clip_indices(info.num_frames, spec, clips))
@@ -103,7 +103,7 @@ def window_views(
     indices = np.concatenate([clip for _, _, clip in windowed])
     frames: list[np.ndarray | None] = [None] * spec.num_frames
     filled, done, spans, clips = 0, 0, [], []
-    for image, rows in stream_frames(path, indices, short_side=centre.decode_short_side()):
+    for image, rows in stream_frames(path, indices, resize=centre.decode_resize()):
         for row in rows:  # rows come in order: a window's rows all arrive before the next one's
             frames[row % spec.num_frames] = image
             filled += 1

@@ -4,7 +4,8 @@ Each video is scored as VideoMAE and mmaction2 test it: ``clips`` test clips (sa
 model was trained, `vidcls.data.sampling`) x 1 or 3 crops, softmax averaged over those views (`EvalClipDataset` +
 `video_probabilities`, the same code as training's validation and `predict`).
 
-Default views (`ViewOptions()`): `DEFAULT_CLIPS` clips x 1 centre crop, the `predict` default, so the accuracy
+Default views (`ViewOptions()`): the model's default clips (`ClipSpec.clips`: `DEFAULT_CLIPS`, or 1 for a
+model that reads the whole video in one clip) x 1 centre crop, the `predict` default, so the accuracy
 reported here is the one predictions get. VideoMAE reports 5 clips x 3 crops (Kinetics, UCF101)
 and 2 x 3 (Something-Something v2); pass ``ViewOptions(clips=5, crops=3)`` to follow that protocol, at 15
 forward passes per video instead of 4.
@@ -101,7 +102,7 @@ def evaluate(
     if options.window is not None:
         raise VidclsError("evaluation scores whole videos: a window (timeline) is for predict and serve")
     loaded = model if isinstance(model, LoadedModel) else load_model(str(model), pick_device(device))
-    spec = loaded.spec.sampled_as(options.sampling)
+    spec, options = loaded.spec.sampled_as(options.sampling), options.for_model(loaded.spec)
     index = discover_dataset(data, model_dir=loaded.name, decode_all=True)
     records = index.split(split)
     check_labels(index.labels, loaded)

@@ -8,11 +8,15 @@ postprocessing (how many labels come back). Torch-free, so the CLI reads its def
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 from vidcls.defaults import TOP_K
 from vidcls.errors import VidclsError
-from vidcls.data.sampling import DEFAULT_CLIPS, SAMPLINGS, Sampling
+from vidcls.data.sampling import SAMPLINGS, Sampling
+
+if TYPE_CHECKING:
+    from vidcls.data.clip_spec import ClipSpec
 
 CROPS = (1, 3)  # a centre crop, or three crops along the long side (VideoMAE's and mmaction2's test views)
 
@@ -21,19 +25,20 @@ CROPS = (1, 3)  # a centre crop, or three crops along the long side (VideoMAE's 
 class ViewOptions:
     """The views a video's score is averaged over, its timeline, and the labels returned.
 
-    ``clips`` test clips spread over the video x ``crops`` crops, sampled as the model was trained
+    ``clips`` test clips spread over the video (None: the model's default views, `ClipSpec.clips`:
+    `DEFAULT_CLIPS` unless the model says) x ``crops`` crops, sampled as the model was trained
     unless ``sampling`` says otherwise; with ``window``, also one clip per ``window`` seconds (a
     timeline); ``top_k`` labels per video and per window, best first.
     """
 
-    clips: int = DEFAULT_CLIPS
+    clips: int | None = None
     crops: int = 1
     window: float | None = None
     sampling: Sampling | None = None
     top_k: int = TOP_K
 
     def __post_init__(self) -> None:
-        if self.clips < 1:
+        if self.clips is not None and self.clips < 1:
             raise VidclsError(f"clips must be at least 1, got {self.clips}")
         if self.crops not in CROPS:
             raise VidclsError(f"crops must be 1 (centre) or 3 (along the long side), got {self.crops}")
@@ -43,6 +48,10 @@ class ViewOptions:
             raise VidclsError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.top_k < 1:
             raise VidclsError(f"top_k must be at least 1, got {self.top_k}")
+
+    def for_model(self, spec: ClipSpec) -> ViewOptions:
+        """These options with the model's default clips where none were asked for."""
+        return self if self.clips is not None else replace(self, clips=spec.clips)
 
     @classmethod
     def take_from(cls, options: dict) -> tuple[ViewOptions, dict]:

@@ -67,7 +67,7 @@ class VideoClassifier:
     def preprocess(self, path: str | Path, options: ViewOptions, info: VideoInfo | None = None) -> VideoViews:
         """The video's uint8 views, as the model was trained to see them (``options.sampling``
         overrides); ``info`` when the file was already probed."""
-        spec = self.spec.sampled_as(options.sampling)
+        spec, options = self.spec.sampled_as(options.sampling), options.for_model(self.spec)
         return video_views(path, spec, clips=options.clips, crops=options.crops, window=options.window, info=info)
 
     def postprocess(self, probabilities: torch.Tensor, options: ViewOptions) -> list[dict]:

@@ -154,7 +154,8 @@ def local_file(path: str) -> Iterator[str]:
 def decode_views(batch: dict, spec: ClipSpec, options: ViewOptions) -> dict:
     """CPU task: each file's uint8 views and window views (`data.views.video_views`, as `vidcls
     predict` makes them), or the reason it cannot be read (empty views)."""
-    clip_shape = (spec.num_frames, 3, spec.crop_size, spec.crop_size)
+    clip_shape = (spec.num_frames, 3, *spec.input_size)
+    options = options.for_model(spec)
     out = {name: [] for name in ("path", "error", "duration", "views", "windows", "spans")}
     for path in batch["path"]:
         try:

@@ -7,11 +7,14 @@ labels. Everything about the frames it expects (`ClipSpec`) is read from the mod
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 import torch
+from transformers.utils import logging as transformers_logging
 from transformers import (
     AutoImageProcessor,
     AutoModelForVideoClassification,
@@ -23,7 +26,7 @@ from transformers import (
 
 from vidcls.errors import ModelError
 from vidcls.models.pretrained import PRETRAINED, fine_tune_spec, pretrained_model_dir
-from vidcls.models import modeling_i3d, modeling_motion_cnn
+from vidcls.models import modeling_efficientnet_lite, modeling_i3d, modeling_motion_cnn
 from vidcls.models.modeling_i3d import I3DConfig
 from vidcls.models.modeling_motion_cnn import MotionCNNConfig
 from vidcls.data.sampling import DEFAULT_SAMPLING, check_sampling
@@ -53,7 +56,8 @@ PRESETS: dict[str, tuple[type[PretrainedConfig], dict]] = {
 # The modeling code of vidcls's own architectures, copied beside their weights (named in config.json's auto_map).
 MOTION_CNN_CODE = Path(modeling_motion_cnn.__file__).name
 I3D_CODE = Path(modeling_i3d.__file__).name
-MODELING_FILES = (MOTION_CNN_CODE, I3D_CODE)
+FRAME_BACKBONE_CODE = Path(modeling_efficientnet_lite.__file__).name  # imported by I3D's, copied beside it
+MODELING_FILES = (MOTION_CNN_CODE, I3D_CODE, FRAME_BACKBONE_CODE)
 
 
 def _label_maps(labels: list[str]) -> dict:
@@ -64,14 +68,19 @@ def _label_maps(labels: list[str]) -> dict:
     )
 
 
-def _processor_sizes(processor, config) -> tuple[int, int]:
-    """(crop, short side) from a processor's crop_size and size, else the config's image size."""
+def _processor_sizes(processor, config) -> tuple[int, int, tuple[int, int] | None]:
+    """(crop, short side, whole-frame size) from a processor's crop_size, size and do_center_crop,
+    else the config's image size; the whole-frame size (height, width) only for a processor that
+    resizes to a height and width and does not crop."""
     crop_size = getattr(processor, "crop_size", None) or {}
     size = getattr(processor, "size", None) or {}
     image_size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or ClipSpec.crop_size
     crop = crop_size.get("height") or size.get("height") or image_size
     short = size.get("shortest_edge") or size.get("height") or crop
-    return int(crop), int(short)
+    if getattr(processor, "do_center_crop", True) is False and size.get("height") and size.get("width"):
+        whole = int(size["height"]), int(size["width"])
+        return min(whole), min(whole), whole  # a whole-frame spec's crop and short side: its short side
+    return int(crop), int(short), None
 
 
 def clip_spec_from(
@@ -83,7 +92,7 @@ def clip_spec_from(
     saved = getattr(config, "vidcls", None) or {}
     sampling = sampling or saved.get("sampling") or (LEGACY_SAMPLING if saved else DEFAULT_SAMPLING)
     check_sampling(sampling)
-    crop, short = _processor_sizes(processor, config)
+    crop, short, frame_size = _processor_sizes(processor, config)
     mean, std = processor_normalisation(processor)
     return ClipSpec(
         num_frames=num_frames or saved.get("num_frames") or model_frames(config) or ClipSpec.num_frames,  # VideoMAE's
@@ -93,6 +102,8 @@ def clip_spec_from(
         mean=mean,
         std=std,
         sampling=sampling,
+        frame_size=frame_size,
+        clips=saved.get("clips") or ClipSpec.clips,
     )
 
 
@@ -158,15 +169,31 @@ def _from_pretrained(name: str, overrides: dict) -> PreTrainedModel:
         presets = "" if "/" in name else f", nor a preset ({', '.join(PRESETS)}) or pretrained model ({', '.join(PRETRAINED)})"
         raise ModelError(f"{name}: no such model directory{presets}")
     try:
-        return AutoModelForVideoClassification.from_pretrained(
-            str(local) if local.is_dir() else name, ignore_mismatched_sizes=bool(overrides), **overrides
-        )
+        with _expected_new_head(bool(overrides)):
+            return AutoModelForVideoClassification.from_pretrained(
+                str(local) if local.is_dir() else name, ignore_mismatched_sizes=bool(overrides), **overrides
+            )
     except (OSError, ValueError) as error:
         where = "local directory" if local.is_dir() else (
             f"hub id (there is no local directory {name} either; is the hub reachable? "
             "set HF_HUB_OFFLINE=1 to use the cache)"
         )
         raise ModelError(f"could not load model '{name}' as a {where}: {str(error).splitlines()[0]}") from error
+
+
+@contextlib.contextmanager
+def _expected_new_head(new_head: bool) -> Iterator[None]:
+    """Quiet transformers' load report and label-count warning while a head is replaced on purpose
+    (new labels): the head's mismatch is the point, and the table would fill the training log."""
+    if not new_head:
+        yield
+        return
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 def load_processor(name: str, model: PreTrainedModel):

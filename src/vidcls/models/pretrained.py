@@ -95,6 +95,16 @@ I3D_MEAN = I3D_STD = (0.5, 0.5, 0.5)
 # Fine-tuning on a CPU: fewer frames and a smaller crop than DeepMind's 64 x 224, chosen by what a
 # training step costs and what the pretrained features keep (benchmarks/transfer.md).
 FINE_TUNE_FRAMES, FINE_TUNE_CROP = 16, 160
+# Features for a head trained on them (`training.linear_probe`, the search's pretrained recipe): frames
+# spread over the whole video, cut into consecutive sub-clips whose features are averaged, each
+# frame resized whole (no crop: an actor who crosses the frame stays in it) to this short side and
+# the training videos' usual aspect ratio. One forward per video, so predict and the pipeline read
+# a video exactly as the head was trained.
+FEATURES_FRAMES, FEATURES_SUB_CLIPS, FEATURES_SHORT_SIDE = 16, 1, 160
+# Per-frame ImageNet features joined to I3D's (`modeling_i3d`): EfficientNet-Lite0 on every
+# FEATURES_FRAME_STRIDE-th frame. On Weizmann the join reached 0.92-0.93 where I3D alone reached 0.80
+# (benchmarks/real.md).
+FEATURES_FRAME_BACKBONE, FEATURES_FRAME_STRIDE = EFFICIENTNET_LITE0, 2
 # Pretrained layers learn at this fraction of the new head's rate: they start from features worth keeping.
 BACKBONE_LR_FACTOR = 0.1
 
@@ -308,6 +318,23 @@ def fine_tune_spec(spec: ClipSpec, num_frames: int | None = None) -> ClipSpec:
         spec, num_frames=num_frames or FINE_TUNE_FRAMES, crop_size=FINE_TUNE_CROP,
         resize_short_side=round(FINE_TUNE_CROP * I3D_SHORT_SIDE / I3D_CROP),
     )
+
+
+def features_spec(spec: ClipSpec, aspect: float, num_frames: int | None = None, pretrained: bool = True) -> ClipSpec:
+    """The clip settings of a whole-video features model: whole frames at ``aspect`` (width / height)
+    and one clip a video. A named pretrained model reads `FEATURES_FRAMES` (or ``num_frames``) at
+    `FEATURES_SHORT_SIDE`; a model folder (``pretrained`` False) its own frames at its own crop size."""
+    frames = num_frames or (FEATURES_FRAMES if pretrained else spec.num_frames)
+    short = FEATURES_SHORT_SIDE if pretrained else spec.crop_size
+    return replace(
+        spec, num_frames=frames, frame_size=whole_frame_size(aspect, short), crop_size=short, resize_short_side=short, clips=1,
+    )
+
+
+def whole_frame_size(aspect: float, short_side: int) -> tuple[int, int]:
+    """(height, width) with the short side ``short_side`` and the long one at ``aspect``, even."""
+    long_side = max(short_side, 2 * round(short_side * max(aspect, 1 / aspect) / 2))
+    return (short_side, long_side) if aspect >= 1 else (long_side, short_side)
 
 
 def parameter_groups(model: torch.nn.Module, lr: float, name: str) -> list:

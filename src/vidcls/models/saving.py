@@ -52,13 +52,25 @@ class LoadedModel:
         return [config.id2label[i] for i in range(config.num_labels)]
 
 
+def _resize_settings(spec: ClipSpec) -> dict:
+    """A processor's resize and crop for ``spec``: short side then centre crop, or the whole frame
+    resized to the spec's height x width, uncropped."""
+    if spec.frame_size:
+        height, width = spec.frame_size
+        whole = {"height": height, "width": width}
+        return dict(size=whole, crop_size=whole, do_center_crop=False)
+    return dict(
+        size={"shortest_edge": spec.resize_short_side}, crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        do_center_crop=True,
+    )
+
+
 def video_processor_for(spec: ClipSpec, like: object = None) -> BaseVideoProcessor:
     """The video processor that gives `transformers.pipeline` the pixels vidcls gives the model:
     of the class the model came with when that class can say so (its input names: V-JEPA 2's
     pixel_values_videos), else VideoMAE's."""
     settings = dict(
-        size={"shortest_edge": spec.resize_short_side},
-        crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        **_resize_settings(spec),
         image_mean=list(spec.mean),
         image_std=list(spec.std),
         rescale_factor=1 / 255,
@@ -75,8 +87,7 @@ def video_processor_for(spec: ClipSpec, like: object = None) -> BaseVideoProcess
 def image_processor_for(spec: ClipSpec) -> VideoMAEImageProcessor:
     """The same settings as an image processor, for transformers releases without video processors."""
     return VideoMAEImageProcessor(
-        size={"shortest_edge": spec.resize_short_side},
-        crop_size={"height": spec.crop_size, "width": spec.crop_size},
+        **_resize_settings(spec),
         image_mean=list(spec.mean),
         image_std=list(spec.std),
     )
@@ -119,6 +130,9 @@ def save_processors(loaded: LoadedModel, out_dir: str | Path) -> None:
 
 def save_settings(loaded: LoadedModel) -> None:
     """Record the clip settings in the config (``config.vidcls``), so every reader of the directory
-    (vidcls, an ONNX export of it) samples frames as training did."""
+    (vidcls, an ONNX export of it) samples frames as training did and scores a video on the
+    model's default views (``clips``)."""
     spec = loaded.spec
-    loaded.model.config.vidcls = {"num_frames": spec.num_frames, "sample_rate": spec.sample_rate, "sampling": spec.sampling}
+    loaded.model.config.vidcls = {
+        "num_frames": spec.num_frames, "sample_rate": spec.sample_rate, "sampling": spec.sampling, "clips": spec.clips,
+    }

@@ -25,7 +25,6 @@ import torch
 from vidcls.errors import ModelError, OutputExistsError
 from vidcls.inference.forward import video_probabilities
 from vidcls.data.views import video_views
-from vidcls.data.sampling import DEFAULT_CLIPS
 from vidcls.models.loading import load_model
 from vidcls.models.saving import LoadedModel, save_processors, save_settings
 from vidcls.models.onnx_runtime import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, import_onnxruntime, is_onnx_export, load_onnx_classifier
@@ -102,7 +101,7 @@ def _exportable(name: str) -> LoadedModel:
 
 def _export_graph(loaded: LoadedModel, path: Path, opset: int) -> None:
     spec = loaded.spec
-    example = torch.zeros(2, spec.num_frames, 3, spec.crop_size, spec.crop_size)
+    example = torch.zeros(2, spec.num_frames, 3, *spec.input_size)
     batch_axis = {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # see the module docstring
@@ -122,9 +121,9 @@ def _check_clips(loaded: LoadedModel, videos: Sequence[str | Path]) -> torch.Ten
     if not videos:
         spec = loaded.spec
         generator = torch.Generator().manual_seed(0)
-        shape = (RANDOM_CHECK_CLIPS, spec.num_frames, 3, spec.crop_size, spec.crop_size)
+        shape = (RANDOM_CHECK_CLIPS, spec.num_frames, 3, *spec.input_size)
         return torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
-    return torch.cat([video_views(video, loaded.spec, clips=DEFAULT_CLIPS).views for video in videos])
+    return torch.cat([video_views(video, loaded.spec, clips=loaded.spec.clips).views for video in videos])
 
 
 def compare(loaded: LoadedModel, exported: str | Path, clips: torch.Tensor) -> dict:

@@ -27,7 +27,6 @@ from vidcls.data.discovery import DatasetIndex
 from vidcls.models.loading import MODELING_FILES, PRESETS
 from vidcls.models.pretrained import PRETRAINED
 from vidcls.publish.markdown import markdown_table, percent
-from vidcls.data.sampling import DEFAULT_CLIPS
 from vidcls.training.config import names_where
 from vidcls.data.clip_spec import ClipSpec
 
@@ -78,6 +77,27 @@ def write_model_card(
     ]
     card = model_dir / CARD_FILE
     card.write_text(_join(front, "\n\n".join(sections) + "\n"))
+    return card
+
+
+def add_search_section(model_dir: str | Path, search: dict) -> Path:
+    """Say in the card what the recipe search (`training.recipe_search`) tried and why it kept this model."""
+    card = Path(model_dir) / CARD_FILE
+    rows = [
+        (candidate["recipe"], f"`{folder_name(candidate['model'])}`",
+         "n/a" if candidate["val_accuracy"] is None else percent(candidate["val_accuracy"]),
+         f"{candidate['seconds']:.0f}" if candidate["outcome"] in ("tried", "kept") else "",
+         candidate["outcome"] + (f"; stopped early: {candidate['stopped']}" if candidate.get("stopped") else ""))
+        for candidate in search["tried"]
+    ]
+    section = (
+        f"## Recipe search\n\n`vidcls train` without `--model` tried these recipes within its "
+        f"{search['budget_minutes']:g}-minute budget and kept **{search['kept']}**: {search['why']}. "
+        "The training command below reproduces the kept recipe alone.\n\n"
+        + markdown_table(("recipe", "model", "val top-1", "seconds", "outcome"), rows)
+    )
+    text = card.read_text()
+    card.write_text(text.replace("## Labels", f"{section}\n\n## Labels", 1))
     return card
 
 
@@ -162,7 +182,7 @@ def training_command(config: TrainConfig, world_size: int = 1) -> str:
     changed."""
     changed = {
         f.name: getattr(config, f.name) for f in fields(config)
-        if f.name not in RUN_ONLY and (getattr(config, f.name) != f.default or f.name == "model")
+        if f.name not in RUN_ONLY and getattr(config, f.name) != f.default
     }
     if any(name in API_ONLY for name in changed):
         folders = [repr(folder_name(config.data)), repr(folder_name(config.output))]
@@ -261,14 +281,23 @@ def _frames_section(spec: ClipSpec) -> str:
     rows = [
         ("frames per clip", spec.num_frames),
         ("frames taken", taken),
-        ("short side resized to", f"{spec.resize_short_side} px"),
-        ("crop", f"{spec.crop_size} x {spec.crop_size} px"),
+        *_size_rows(spec),
         ("mean / std", f"{list(spec.mean)} / {list(spec.std)}"),
-        ("`vidcls predict` views", f"{DEFAULT_CLIPS} clips spread over the whole video x 1 centre crop"),
+        ("`vidcls predict` views", f"{spec.clips} clips spread over the whole video x 1 {_crop_name(spec)}"),
     ]
     return ("## Frames the model sees\n\nSaved in `config.json` (`vidcls`) and the processors "
             "(`video_preprocessor_config.json`, `preprocessor_config.json`).\n\n"
             + markdown_table(("", "value"), rows))
+
+
+def _size_rows(spec: ClipSpec) -> list[tuple[str, str]]:
+    if spec.frame_size:
+        return [("frames resized to", f"{spec.frame_size[1]} x {spec.frame_size[0]} px (width x height), whole, uncropped")]
+    return [("short side resized to", f"{spec.resize_short_side} px"), ("crop", f"{spec.crop_size} x {spec.crop_size} px")]
+
+
+def _crop_name(spec: ClipSpec) -> str:
+    return "whole frame" if spec.frame_size else "centre crop"
 
 
 def _training_section(config: TrainConfig, state: RunState, device: torch.device, world_size: int) -> str:
@@ -311,7 +340,7 @@ classifier = pipeline("video-classification", model="{model}"{trust})  # or the 
 classifier("video.mp4")
 ```
 
-With vidcls ({DEFAULT_CLIPS} clips averaged, sampling read from the model):
+With vidcls ({spec.clips} clip{"s averaged" if spec.clips > 1 else ""}, sampling read from the model):
 
 ```bash
 vidcls predict {model} video.mp4 --top-k 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, field_validator
 
 from vidcls.defaults import TOP_K
-from vidcls.data.sampling import DEFAULT_CLIPS, Sampling
+from vidcls.data.sampling import Sampling
 from vidcls.inference.options import CROPS, ViewOptions
 
 MAX_CLIPS = 32  # more clips cost linearly and stop changing the answer long before this
@@ -15,7 +15,9 @@ class PredictOptions(BaseModel):
     """How to classify an upload; sent as query parameters or as form fields next to the file."""
 
     top_k: int = Field(TOP_K, ge=1, le=1000, description="How many labels to return, best first.")
-    clips: int = Field(DEFAULT_CLIPS, ge=1, le=MAX_CLIPS, description="Clips spread over the video, averaged.")
+    clips: int | None = Field(
+        None, ge=1, le=MAX_CLIPS, description="Clips spread over the video, averaged. Default: the model's views.",
+    )
     window: float | None = Field(
         None, gt=0, description="Also classify every WINDOW seconds and return the timeline."
     )

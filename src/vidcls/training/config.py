@@ -20,7 +20,7 @@ from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.discovery import TEST_RATIO, VAL_RATIO
 from vidcls.training.schedule import DEFAULT_TIME_BUDGET_MINUTES
 
-DEFAULT_PRESET = "motion"
+SCRATCH_PRESET = "motion"  # the preset the default recipe search trains from scratch
 DEFAULT_FINE_TUNE_EPOCHS = 10
 MIN_SCRATCH_STEPS = 3000  # the default plan from scratch, in optimizer steps (ended sooner by the schedule)
 MAX_AUTO_EPOCHS = 300
@@ -42,9 +42,11 @@ class TrainConfig:
 
     data: str = setting(help="Dataset folder (split or flat layout).", reproduced=False)
     output: str = setting(help="Model directory to write.", reproduced=False)
-    model: str = setting(
-        DEFAULT_PRESET, "Preset (motion: a small motion CNN; tiny, base: VideoMAE), pretrained model "
-        "(i3d-kinetics400: Kinetics-400 I3D), local model directory or hub id.")
+    model: str | None = setting(
+        None, "Preset (motion: a small motion CNN; tiny, base: VideoMAE), pretrained model "
+        "(i3d-kinetics400: Kinetics-400 I3D), local model directory or hub id (default: a search within "
+        f"--time-budget: the pretrained model's features with a fitted head, and the `{SCRATCH_PRESET}` preset from "
+        "scratch; the better on the validation split is kept).")
     epochs: int | None = setting(
         None, f"An exact schedule of N epochs (default: {DEFAULT_FINE_TUNE_EPOCHS} to fine-tune; from scratch, enough for "
         f"{MIN_SCRATCH_STEPS:,} optimizer steps, ended sooner by --time-budget or a validation plateau).")
@@ -86,7 +88,11 @@ class TrainConfig:
         "mlflow (MLFLOW_TRACKING_URI, else mlflow.db here), both comma-separated, all (those installed) or none.",
         reproduced=False)
     freeze_backbone: bool = setting(
-        False, "Pretrained models (i3d-kinetics400): train the new head only, on clip features computed once.")
+        False, "Pretrained models (i3d-kinetics400): fit the new head only (a regularised logistic regression) "
+        "on whole-video features computed once.")
+    # The search's pretrained candidate: a pretrained model's name or a local I3D model folder (tests
+    # point it at a small stand-in); None: `models.pretrained.I3D_KINETICS400`.
+    search_pretrained: str | None = setting(None, cli=False, reproduced=False)
 
     @staticmethod
     def help(name: str) -> str:

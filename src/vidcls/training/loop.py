@@ -77,6 +77,7 @@ class TrainResult:
     bad_files: list[BadFile] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     is_main_process: bool = True  # False in the other processes of a data-parallel run
+    search: dict | None = None  # what the recipe search tried and kept (`training.recipe_search`), when it ran
 
     @classmethod
     def of(cls, state: RunState, output: Path, index: DatasetIndex, is_main_process: bool = True) -> TrainResult:
@@ -392,9 +393,12 @@ def plot_training_curve(history: list[dict], out: Path) -> None:
     plt.close(figure)
 
 
-def train_all_layers(config: TrainConfig, processes: distributed.Processes) -> TrainResult:
+def train_all_layers(
+    config: TrainConfig, processes: distributed.Processes, stop_rule: Callable[[RunState], str | None] | None = None,
+) -> TrainResult:
     """The loop (see the module docstring) in ``processes``; `training.run.train` starts it, or the
-    linear probe for ``config.freeze_backbone``."""
+    linear probe for ``config.freeze_backbone``. ``stop_rule``, after each epoch, may end the run
+    with a reason (the recipe search's race)."""
     started = time.perf_counter()
     output = Path(config.output)
     check_output(output, config.resume, config.overwrite)
@@ -465,6 +469,10 @@ def train_all_layers(config: TrainConfig, processes: distributed.Processes) -> T
             if config.early_stopping and state.stale_epochs >= config.early_stopping:
                 schedule.reason = f"--early-stopping {config.early_stopping}: no better validation accuracy for as many epochs"
                 logger.info("no better validation accuracy for %d epochs: stopping", config.early_stopping)
+                break
+            if stop_rule and (reason := stop_rule(state)):  # the recipe search's race (`training.recipe_search`)
+                schedule.reason = reason
+                logger.info("stopping: %s", reason)
                 break
     state.stopped, state.planned_epochs = schedule.reason, schedule.planned_epochs
     logger.info("stopped after epoch %d: %s", state.epoch, schedule.reason)

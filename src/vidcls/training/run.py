@@ -1,6 +1,7 @@
-"""`train`: the run a `TrainConfig` asks for, the linear probe (``freeze_backbone``) or the loop.
+"""`train`: the run a `TrainConfig` asks for, the linear probe (``freeze_backbone``), the recipe search
+(no ``model``) or the loop.
 
-It sits above both, so the probe shares the loop's bookkeeping (`training.loop`: output folder,
+It sits above them, so the probe shares the loop's bookkeeping (`training.loop`: output folder,
 train_args.json, the result) without the loop importing the probe back.
 """
 
@@ -11,6 +12,7 @@ from vidcls.training import distributed
 from vidcls.training.config import TrainConfig
 from vidcls.training.linear_probe import train_linear_probe
 from vidcls.training.loop import TrainResult, train_all_layers
+from vidcls.training.recipe_search import search
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -19,4 +21,6 @@ def train(config: TrainConfig) -> TrainResult:
     with distributed.process_group(pick_device(config.device)) as processes:
         if config.freeze_backbone:
             return train_linear_probe(config, processes)
+        if config.model is None and not config.resume:  # a resume reads the kept recipe's model from train_args.json
+            return search(config, processes)
         return train_all_layers(config, processes)
