@@ -92,7 +92,7 @@ class PretrainedFeatures:
     def __call__(self, path: Path, info: VideoInfo) -> Signature:
         from vidcls.data.probe import read_video
 
-        _, frames = read_video(path, lambda i: segment_indices(i.num_frames, FRAMES, 0.0), short_side=SHORT_SIDE, info=info)
+        _, frames = read_video(path, lambda i: segment_indices(i.num_frames, FRAMES, 0.0), resize=SHORT_SIDE, info=info)
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (self.loaded.spec.mean, self.loaded.spec.std))
         pixels = ((torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - mean) / std)[None]
         self.moments.clear()

@@ -174,6 +174,8 @@ def _record(features: Candidate, motion: Candidate, kept: Candidate, budget: flo
     other = motion if kept is features else features
     if other.outcome != "tried":  # an unavailable candidate's reason was logged once already
         why = f"the only recipe tried ({other.recipe} {other.outcome if other.outcome.startswith('skipped') else 'unavailable'})"
+    elif kept.val_accuracy is None and other.val_accuracy is None:
+        why = "no validation videos to compare them on: the pretrained features are kept, as on a tie"
     elif kept.val_accuracy == other.val_accuracy:
         why = f"validation accuracy tied at {kept.val_accuracy:.3f}: the pretrained features are kept on a tie"
     else:
