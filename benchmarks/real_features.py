@@ -31,6 +31,7 @@ included; CPU seconds are the load-proof figure at ``--threads 1``), seconds of 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 def read_frames(path: Path, frames: int, size: str) -> torch.Tensor:
     """The pipeline's N frames of a video, uint8 (N, 3, H, W), resized without a crop."""
     short_side = int(size) if "x" not in size else None
-    _, images = read_video(path, lambda info: segment_indices(info.num_frames, frames, 0.0), short_side=short_side)
+    _, images = read_video(path, lambda info: segment_indices(info.num_frames, frames, 0.0), resize=short_side)
     clip = torch.from_numpy(images).permute(0, 3, 1, 2)
     if short_side is None:
         height, width = map(int, size.split("x"))
@@ -72,6 +73,7 @@ class I3DFeatures:
     def __call__(self, clip: torch.Tensor) -> dict[str, np.ndarray]:
         x = clip.float() / 127.5 - 1.0  # DeepMind's [-1, 1]
         x = torch.stack([x[k :: self.subclips] for k in range(self.subclips)]).transpose(1, 2)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
         parts = {}
         for name, layer in self.model.backbone.items():
             x = layer(x)
@@ -81,7 +83,7 @@ class I3DFeatures:
         if x.shape[2] > 1:
             x = F.avg_pool1d(x, kernel_size=2, stride=1)
         parts["i3d:Mixed_5c"] = x.mean(dim=2).mean(0)
-        return {k: v.numpy() for k, v in parts.items()}
+        return {k: v.float().numpy() for k, v in parts.items()}
 
 
 class EfficientNetFeatures:
@@ -97,7 +99,7 @@ class EfficientNetFeatures:
     def __call__(self, clip: torch.Tensor) -> dict[str, np.ndarray]:
         x = (clip.float() - 127.0) / 128.0  # the Lite models' preprocessing (tensorflow/tpu efficientnet/lite)
         maps = self.model.extract_features(x)
-        return {"effnet:pool": maps.mean(dim=(2, 3)).mean(0).numpy()}
+        return {"effnet:pool": maps.mean(dim=(2, 3)).mean(0).float().numpy()}
 
 
 BACKBONES = {"i3d": I3DFeatures, "effnet": EfficientNetFeatures}
@@ -136,7 +138,7 @@ def compute_missing(cache: FeatureCache, videos: list[Path], args: argparse.Name
     for done, video in enumerate(missing, start=1):
         row: dict[str, np.ndarray] = {}
         wall, cpu = time.perf_counter(), time.process_time()
-        with torch.inference_mode():
+        with torch.inference_mode(), precision(args.bf16):
             clip = read_frames(video, args.frames, args.size)
             row.update(backbone(clip))
             row["seconds"] = np.float64(time.perf_counter() - wall)
@@ -149,6 +151,11 @@ def compute_missing(cache: FeatureCache, videos: list[Path], args: argparse.Name
         if done % 20 == 0 or done == len(missing):
             cache.save()
             print(f"  {cache.file.name}: {done}/{len(missing)} videos, load {os.getloadavg()[0]:.1f}", flush=True)
+
+
+def precision(bf16: bool):
+    """bf16 autocast as vidcls's scoring uses it on CPUs with native bf16 (``--bf16``), else nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def split_videos(data: Path) -> dict[str, tuple[list[Path], list[str]]]:
@@ -220,6 +227,7 @@ def main() -> None:
     parser.add_argument("--no-mirror", dest="mirror", action="store_false",
                         help="compute no mirrored features (they double the cost; --flip then cannot be used)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast, channels-last (vidcls's scoring on CPUs with native bf16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from vidcls.models.saving import LoadedModel, save_model
 from vidcls.models.modeling_i3d import I3DConfig, I3DForVideoClassification
 from vidcls.training.linear_probe import HEAD_C_GRID
 from vidcls.training.loop import ARGS_FILE, CHECKPOINT, TrainConfig
+from vidcls.training.recipe_search import FEATURES, MOTION, Candidate, search_choice
 from vidcls.training.run import train
 
 COLOURS = {"Red": (200, 40, 40), "Green": (40, 200, 40), "Blue": (40, 40, 200)}
@@ -100,7 +101,7 @@ def test_features_that_separate_the_classes_are_kept_and_motion_is_not_trained(f
     assert search["kept"] == "pretrained features"
     features, motion = search["tried"]
     assert features["val_accuracy"] == 1.0 and features["outcome"] == "kept" and features["seconds"] > 0
-    assert motion["outcome"].startswith("skipped") and "perfect" in search["why"]
+    assert motion["outcome"].startswith("skipped") and "no room for a clear win" in search["why"]
     assert args["freeze_backbone"] is True and args["head"]["C"] in HEAD_C_GRID
     config = json.loads((features_kept / "config.json").read_text())
     assert config["normalize_features"] is True and config["sub_clips"] == FEATURES_SUB_CLIPS and config["vidcls"]["clips"] == 1
@@ -153,6 +154,21 @@ def test_without_the_weights_one_line_says_so_and_motion_is_kept(motion_dataset,
     said = [r.getMessage() for r in caplog.records if pretrained.I3D_SOURCE.requirement in r.getMessage()]
     assert len(said) == 1 and "\n" not in said[0] and "i3d-kinetics400" in said[0] and "unavailable" in said[0]
     assert search["kept"] == "motion from scratch" and search["tried"][0]["outcome"].startswith("unavailable")
+
+
+@pytest.mark.parametrize(("motion_accuracy", "val_videos", "kept"), [
+    (0.8, 10, FEATURES),   # one video more on a 10-video split: not a clear win
+    (0.9, 10, MOTION),     # two videos and 0.2 more
+    (0.75, 40, FEATURES),  # 2 videos more, but 0.05 of the split
+    (0.85, 40, MOTION),
+])
+def test_motion_is_kept_only_on_a_clear_win(motion_accuracy, val_videos, kept):
+    features = Candidate(FEATURES, "i3d", val_accuracy=0.7)
+    motion = Candidate(MOTION, "motion", val_accuracy=motion_accuracy)
+    record = search_choice(features, motion, val_videos)
+    assert record["kept"] == kept and [c["outcome"] for c in record["tried"]].count("kept") == 1
+    if kept == FEATURES:
+        assert "not a clear win" in record["why"]
 
 
 def test_an_explicit_model_is_trained_as_asked_without_a_search(motion_dataset, tmp_path):

@@ -99,11 +99,13 @@ FINE_TUNE_FRAMES, FINE_TUNE_CROP = 16, 160
 # spread over the whole video, cut into consecutive sub-clips whose features are averaged, each
 # frame resized whole (no crop: an actor who crosses the frame stays in it) to this short side and
 # the training videos' usual aspect ratio. One forward per video, so predict and the pipeline read
-# a video exactly as the head was trained.
-FEATURES_FRAMES, FEATURES_SUB_CLIPS, FEATURES_SHORT_SIDE = 16, 1, 160
+# a video exactly as the head was trained. 32 frames rather than 16: short actions (Weizmann's 2-3 s
+# clips) need frames closer together; at 16 frames the mirror image was worth less (benchmarks/real.md:
+# I3D alone on UCF101 dev groups 0.939 -> 0.967 test top-1, on Weizmann 0.800 -> 0.911).
+FEATURES_FRAMES, FEATURES_SUB_CLIPS, FEATURES_SHORT_SIDE = 32, 1, 160
 # Per-frame ImageNet features joined to I3D's (`modeling_i3d`): EfficientNet-Lite0 on every
-# FEATURES_FRAME_STRIDE-th frame. On Weizmann the join reached 0.92-0.93 where I3D alone reached 0.80
-# (benchmarks/real.md).
+# FEATURES_FRAME_STRIDE-th frame (16 of the 32). On Weizmann the join reached 0.93-0.96 where I3D
+# alone reached 0.80-0.91 (benchmarks/real.md).
 FEATURES_FRAME_BACKBONE, FEATURES_FRAME_STRIDE = EFFICIENTNET_LITE0, 2
 # Pretrained layers learn at this fraction of the new head's rate: they start from features worth keeping.
 BACKBONE_LR_FACTOR = 0.1
