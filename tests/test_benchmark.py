@@ -9,6 +9,8 @@ import pytest
 
 from videos import moving_square, write_video
 from vidcls.benchmarking import LOADER_BATCHES_FACTOR, check_targets, loader_warmup_batches, run_benchmark, select_records
+from vidcls.models.loading import create_model
+from vidcls.models.saving import save_model
 
 FIGURES = (
     "loader_clips_per_s", "train_clips_per_s", "data_wait_fraction", "predict_ms_per_video",
@@ -97,6 +99,31 @@ def test_select_records_takes_classes_in_turn(tiny_data):
     assert [r.label for r in records] == ["MoveLeft", "MoveRight", "MoveLeft"]
 
 
+@pytest.fixture(scope="module")
+def split_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("split")
+    for split, clips in (("train", (1, 2)), ("test", (3, 4, 5))):
+        for label in ("MoveLeft", "MoveRight"):
+            for clip in clips:
+                write_video(root / split / label / f"v_{label}_g{clip:02d}_c01.avi", moving_square(label, num_frames=40, seed=clip))
+    return root
+
+
+@pytest.mark.slow  # benchmarks a model
+def test_a_model_folder_is_measured_on_eval_and_predict_at_its_default_views_and_left_as_it_was(split_data, tmp_path):
+    model_dir = tmp_path / "model"
+    save_model(create_model("tiny", ["MoveLeft", "MoveRight"]), model_dir)
+    before = sorted(p.relative_to(model_dir) for p in model_dir.rglob("*"))
+    result = run_benchmark(split_data, str(model_dir), videos=4, measure=("predict", "eval"))
+    assert "loader_clips_per_s" not in result and "train" not in result and "peak_rss_mb" not in result
+    evaluation = result["evaluation"]
+    assert evaluation["videos"] == 6 and evaluation["clips"] == json.loads((model_dir / "config.json").read_text())["vidcls"]["clips"]
+    assert result["eval_s_per_video"] == pytest.approx(evaluation["eval_seconds"] / 6) and result["predict_default_ms_per_video"] > 0
+    assert set(result["targets"]) == {"predict_speedup_vs_pipeline", "top1_agree", "predict_onnx_speedup_vs_pipeline",
+                                      "eval_s_per_video", "predict_default_s_per_video"}
+    assert sorted(p.relative_to(model_dir) for p in model_dir.rglob("*")) == before  # nothing written into it
+
+
 @pytest.mark.slow  # benchmarks a model
 def test_cli_prints_json_and_writes_the_file(tiny_data, tmp_path):
     from typer.testing import CliRunner
@@ -110,3 +137,5 @@ def test_cli_prints_json_and_writes_the_file(tiny_data, tmp_path):
     assert outcome.exit_code == 0, outcome.output
     written = json.loads(out.read_text())
     assert set(FIGURES) <= set(written) and written["settings"]["videos"] == 2
+    refused = CliRunner().invoke(app, [*args, "--measure", "speed"])
+    assert refused.exit_code == 2 and "speed" in refused.output

@@ -48,18 +48,27 @@ def benchmark(
         Optional[int], typer.Option(min=1, help="Torch threads (default: torch's); 1 on a machine other jobs share.")
     ] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the full result to this file.")] = None,
+    measure: Annotated[
+        Optional[list[str]],
+        typer.Option(help="What to measure, repeatable: loader, train, predict, eval (the test split at the model's "
+                          "default views). Default: loader, train, predict."),
+    ] = None,
 ) -> None:
     """Measure loader clips/s, training data wait and predict (torch, onnxruntime) vs transformers' pipeline; JSON on stdout."""
-    from vidcls.benchmarking import run_benchmark  # torch loads only when a command needs it
+    from vidcls.benchmarking import DEFAULT_MEASUREMENTS, MEASUREMENTS, run_benchmark  # torch loads only when needed
 
+    unknown = sorted(set(measure or ()) - set(MEASUREMENTS))
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: choose among {', '.join(MEASUREMENTS)}", param_hint="--measure")
     with console_err.status("Benchmarking (a few minutes)..."):
         result = run_benchmark(
             data, model, videos=videos, batches=batches, warmup_batches=warmup_batches, workers=workers,
-            device=device, threads=threads,
+            device=device, threads=threads, measure=tuple(measure or DEFAULT_MEASUREMENTS),
         )
     text = json.dumps(result, indent=2)
     if json_out:
         json_out.write_text(text + "\n")
     typer.echo(text)
-    console_err.print(_prediction_table(result))  # stderr: stdout stays pure JSON
+    if "prediction" in result:  # stderr: stdout stays pure JSON
+        console_err.print(_prediction_table(result))
     console_err.print(_targets_table(result))

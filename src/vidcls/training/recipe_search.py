@@ -89,7 +89,7 @@ def search(config: TrainConfig, processes: distributed.Processes) -> TrainResult
     motion = Candidate(MOTION, SCRATCH_PRESET)
     motion_result = None
     left = budget - (time.perf_counter() - started)
-    val_videos = len(index.split("val"))
+    val_videos = len(index.splits.get("val", []))
     if probe and not _can_win_clearly(probe.fit.val_accuracy, val_videos):
         motion.outcome = (f"skipped: the pretrained features' validation accuracy ({probe.fit.val_accuracy:.3f}) "
                           "leaves it no room for a clear win")
