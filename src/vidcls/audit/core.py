@@ -18,12 +18,12 @@ import numpy as np
 
 from vidcls.audit.duplicates import Pair, find_duplicates
 from vidcls.audit.label_issues import (
-    FOLD_STEPS, FOLDS, RECIPES, feature_probabilities, mean_log_probability, model_probabilities, out_of_fold_probabilities,
-    rank_label_issues,
+    FEATURE_MODEL, FOLD_STEPS, FOLDS, RECIPES, feature_model_dir, feature_probabilities, mean_log_probability,
+    model_probabilities, out_of_fold_probabilities, pretrained_signatures, rank_label_issues,
 )
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
 from vidcls.audit.leakage import Leakage, held_out_counts, records_with_splits, thumbnail_signatures
-from vidcls.audit.recordings import FEATURE_MODEL, feature_model_dir, pretrained_signatures, shared_recordings
+from vidcls.audit import recordings as recording_check
 from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures, default_cache_dir
 from vidcls.errors import VidclsError
 from vidcls.data.discovery import VideoRecord, discover_dataset
@@ -76,10 +76,10 @@ def run_audit(
     workers: int | None = None,
 ) -> AuditResult:
     """Audit a dataset folder (either layout; a flat one split as ``model`` was trained, else by the
-    default seed). With ``pretrained`` and its weights on this machine, the pretrained network's
-    features find clips of one recording across splits and feed the ``"pretrained"`` label recipe
-    (without them: no recording check, and that recipe falls back to ``"signature"``; the result
-    says so). With ``label_issues``, ``model`` scores the labels instead of the k-fold ``recipe``
+    default seed). With ``pretrained``, where their weights are on this machine, ImageNet frame
+    features find clips of one recording across splits (`recordings`) and Kinetics-400 I3D's feed the
+    ``"pretrained"`` label recipe (without them: no recording check, and that recipe falls back to
+    ``"signature"``; the result says so). With ``label_issues``, ``model`` scores the labels instead of the k-fold ``recipe``
     (weaker: see `label_issues`); ``signature="embeddings"`` compares its features instead of
     thumbnails for near-duplicates.
     """
@@ -102,8 +102,10 @@ def run_audit(
     near, signature_name = _near_duplicate_pairs(thumbs, records, embed_with, cache_dir, device)
     timings["duplicates"] = time.perf_counter() - started
     started = time.perf_counter()
-    features, recordings_method = _pretrained_features(records, cache_dir) if pretrained else ({}, "not checked: --no-pretrained")
-    recordings = _recording_pairs(features, thumbs, records, splits, {(p.a, p.b) for p in near})
+    copies = {(p.a, p.b) for p in near}
+    recordings, recordings_method = (
+        _recording_pairs(thumbs, records, splits, copies, cache_dir) if pretrained else ([], f"not checked: {NO_PRETRAINED}")
+    )
     timings["recordings"] = time.perf_counter() - started
     leakage = Leakage(held_out_counts(near, splits), held_out_counts(recordings, splits))
     videos = [
@@ -133,36 +135,49 @@ def run_audit(
     if label_issues:
         started = time.perf_counter()
         probabilities, result.label_method = _label_probabilities(
-            records, index.labels, thumbs, features, recordings_method, model=model, recipe=recipe, folds=folds,
-            fold_steps=fold_steps, seed=seed, device=device, workers=workers,
+            records, index.labels, thumbs, model=model, recipe=recipe, pretrained=pretrained, folds=folds,
+            fold_steps=fold_steps, seed=seed, cache_dir=cache_dir, device=device, workers=workers,
         )
         result.label_issues = [asdict(i) for i in rank_label_issues(labels, probabilities, index.labels)]
         result.seconds["label_issues"] = time.perf_counter() - started
     return result
 
 
-def _pretrained_features(records: list[VideoRecord], cache_dir: Path | None) -> tuple[dict[Path, Signature], str]:
-    """The pretrained network's features of every video it could read, and a line saying what they
-    are, or why there are none (then nothing fails: the audit goes on without them)."""
-    folder, missing = feature_model_dir()
-    if folder is None:
-        logger.warning("shared recordings not checked, label issues from global motion: %s", missing)
-        return {}, f"not checked: {missing}"
-    found = pretrained_signatures([(r.path, r.info) for r in records], folder, cache_dir or default_cache_dir())
-    return found, f"features of the pretrained {FEATURE_MODEL} over several moments of each video"
+NO_PRETRAINED = "--no-pretrained"
 
 
 def _recording_pairs(
-    features: dict[Path, Signature], thumbs: list[Signature], records: list[VideoRecord], splits: list[str],
-    copies: set[tuple[int, int]],
-) -> list[Pair]:
-    """Cross-split pairs of one recording (`recordings.shared_recordings`) that are not already copies."""
+    thumbs: list[Signature], records: list[VideoRecord], splits: list[str], copies: set[tuple[int, int]],
+    cache_dir: Path | None,
+) -> tuple[list[Pair], str]:
+    """Cross-split pairs of one recording (`recordings.shared_recordings`) that are not already copies,
+    and a line saying what found them, or why they were not looked for (then nothing fails: the
+    audit goes on without them)."""
+    archive, missing = recording_check.recording_weights()
+    if archive is None:
+        logger.warning("shared recordings not checked: %s", missing)
+        return [], f"not checked: {missing}"
+    features = recording_check.recording_signatures(
+        [(r.path, r.info) for r in records], archive, cache_dir or default_cache_dir(),
+    )
     usable = [i for i, r in enumerate(records) if r.path in features]
-    found = shared_recordings(
+    found = recording_check.shared_recordings(
         [features[records[i].path] for i in usable], [thumbs[i] for i in usable], [splits[i] for i in usable],
     )
     pairs = [Pair(*sorted((usable[p.a], usable[p.b])), p.distance, False) for p in found]
-    return [p for p in pairs if (p.a, p.b) not in copies]
+    method = (f"ImageNet features of {recording_check.FEATURE_MODEL} over {recording_check.FRAMES} frames of each video, "
+              "with the thumbnails")
+    return [p for p in pairs if (p.a, p.b) not in copies], method
+
+
+def _pretrained_features(records: list[VideoRecord], cache_dir: Path | None) -> tuple[dict[Path, Signature], str]:
+    """The pretrained network's features of every video it could read, or none and why (then the
+    label recipe falls back to the global motion)."""
+    folder, missing = feature_model_dir()
+    if folder is None:
+        logger.warning("label issues from global motion: %s", missing)
+        return {}, missing
+    return pretrained_signatures([(r.path, r.info) for r in records], folder, cache_dir or default_cache_dir()), ""
 
 
 MOTION_EVIDENCE = "global-motion figures"
@@ -198,16 +213,19 @@ def _pretrained_or_motion(
 
 
 def _label_probabilities(
-    records: list[VideoRecord], labels: list[str], thumbs: list[Signature], features: dict[Path, Signature],
-    recordings_method: str, *, model: str | None, recipe: str, folds: int, fold_steps: int, seed: int,
-    device: str | None, workers: int | None,
+    records: list[VideoRecord], labels: list[str], thumbs: list[Signature], *, model: str | None, recipe: str,
+    pretrained: bool, folds: int, fold_steps: int, seed: int, cache_dir: Path | None, device: str | None,
+    workers: int | None,
 ) -> tuple[np.ndarray, str]:
     """(videos, classes) probabilities for confident learning, and the sentence naming their evidence."""
     if model:
         probabilities = model_probabilities(model, records, labels, device=device, workers=workers)
         return probabilities, f"the given model {model} (its training split was seen with its labels: weaker evidence there)"
-    if recipe == "pretrained" and features:
-        return _pretrained_or_motion(records, labels, thumbs, features, folds=folds, seed=seed)
+    missing = NO_PRETRAINED
+    if recipe == "pretrained" and pretrained:
+        features, missing = _pretrained_features(records, cache_dir)
+        if features:
+            return _pretrained_or_motion(records, labels, thumbs, features, folds=folds, seed=seed)
     if recipe == "motion":
         probabilities = out_of_fold_probabilities(
             records, labels, folds=folds, steps=fold_steps, seed=seed, device=device, workers=workers,
@@ -215,7 +233,7 @@ def _label_probabilities(
         return probabilities, f"out-of-fold probabilities, {folds} folds of the motion preset, {fold_steps} steps each"
     probabilities = _motion_probabilities(records, labels, thumbs, folds=folds, seed=seed)
     method = f"out-of-fold probabilities, {folds} folds of a logistic regression on {MOTION_EVIDENCE}"
-    return probabilities, method if recipe == "signature" else f"{method}; no pretrained features ({recordings_method.removeprefix('not checked: ')})"
+    return probabilities, method if recipe == "signature" else f"{method}; no pretrained features ({missing})"
 
 
 def _near_duplicate_pairs(

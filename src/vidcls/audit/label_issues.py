@@ -5,9 +5,10 @@ included, so its probabilities hide the errors. Here the videos are split into k
 (stratified by label, seeded) and each fold is scored by a model trained on the others.
 
 Three recipes:
-- "pretrained" (default): a logistic regression on the pooled features of the pretrained
-  network the recording check computes anyway (`recordings`): it sees the scene and the action
-  as Kinetics-400 taught it, so it finds labels that contradict either. The "signature"
+- "pretrained" (default): a logistic regression on the pooled features of Kinetics-400 I3D
+  (`PretrainedFeatures`, computed once per video and cached beside the thumbnails, about 0.7
+  CPU-s a video): it sees the scene and the action as Kinetics-400 taught it, so it finds labels
+  that contradict either. The "signature"
   classifier is fitted beside it (seconds) and the one whose out-of-fold probabilities explain
   the given labels better (`mean_log_probability`) is used: classes that differ only in the
   direction of motion (the synthetic data's) are the global motion's, real actions the
@@ -32,14 +33,26 @@ import math
 import tempfile
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
+from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures
 from vidcls.defaults import EVAL_BATCH_SIZE
 from vidcls.errors import DatasetError
 from vidcls.data.discovery import VideoRecord
+from vidcls.data.files import VideoInfo
+from vidcls.data.sampling import segment_indices
 from vidcls.inference.options import ViewOptions
+from vidcls.models.pretrained import (
+    FINE_TUNE_CROP, FINE_TUNE_FRAMES, I3D_KINETICS400, WeightsError, converted_model_dir, given_archive, pretrained_model_dir,
+)
+
+if TYPE_CHECKING:
+    from vidcls.models.saving import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +62,11 @@ FOLD_STEPS = 600
 FOLD_BATCH_SIZE = 8
 FOLD_PRESET = "motion"
 SCORING_VIEWS = ViewOptions(clips=2)  # how a fold model scores its held-out videos
+FEATURE_MODEL = I3D_KINETICS400  # the "pretrained" recipe's network
+FEATURE_FRAMES = FINE_TUNE_FRAMES  # spread over the whole video, as the pipeline reads it
+FEATURE_SHORT_SIDE = FINE_TUNE_CROP  # no crop: the whole picture
+FEATURE_LAYER = "Mixed_4f"  # averaged too, beside the pooled Mixed_5c: appearance before the last pooling
+FEATURES_KIND = "i3d-label-features-v1"
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,69 @@ class LabelIssue:
     given: str
     suggested: str
     quality: float
+
+
+def feature_model_dir() -> tuple[Path | None, str]:
+    """The pretrained model folder where its weights are on this machine (converted, or an archive
+    named by ``VIDCLS_I3D_ARCHIVE``), and otherwise None with the reason in one line. Nothing is
+    downloaded: an audit does not fetch 50 MB behind the user's back."""
+    try:
+        folder = converted_model_dir(FEATURE_MODEL)
+        if (folder / "model.safetensors").is_file() or given_archive():
+            return pretrained_model_dir(FEATURE_MODEL), ""
+    except WeightsError as error:
+        return None, str(error)
+    return None, f"no {FEATURE_MODEL} weights on this machine (`vidcls pretrained {FEATURE_MODEL}` fetches them once)"
+
+
+class PretrainedFeatures:
+    """Callable path, info -> `Signature` whose label features are the network's pooled features and
+    its `FEATURE_LAYER` averaged, each at unit length (nothing else: no frames to compare)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.maps: list[torch.Tensor] = []
+        stamp = (folder / "model.safetensors").stat().st_mtime_ns
+        self.kind = f"{FEATURES_KIND}|{folder.resolve()}|{stamp}"
+
+    @cached_property
+    def loaded(self) -> LoadedModel:
+        """The network, loaded on the first video the cache lacks (a warm run never loads it)."""
+        from vidcls.models.loading import load_model
+
+        loaded = load_model(str(self.folder), "cpu")
+        loaded.model.eval().backbone[FEATURE_LAYER].register_forward_hook(lambda _m, _a, out: self.maps.append(out))
+        return loaded
+
+    @torch.inference_mode()
+    def __call__(self, path: Path, info: VideoInfo) -> Signature:
+        from vidcls.data.probe import read_video
+
+        indices = lambda i: segment_indices(i.num_frames, FEATURE_FRAMES, 0.0)  # noqa: E731
+        _, frames = read_video(path, indices, resize=FEATURE_SHORT_SIDE, info=info)
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (self.loaded.spec.mean, self.loaded.spec.std))
+        pixels = ((torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - mean) / std)[None]
+        self.maps.clear()
+        pooled = self.loaded.model.pooled_features(pixels)[0]
+        layer = self.maps[0][0].mean(dim=(1, 2, 3))
+        label_features = torch.cat([_unit(pooled), _unit(layer)])
+        return Signature(np.empty((1, 0, 0), np.float32), "", float("nan"), label_features.numpy())
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm().clamp_min(1e-12)
+
+
+def pretrained_signatures(items: list[tuple[Path, VideoInfo]], folder: Path, cache_dir: Path) -> dict[Path, Signature]:
+    """`PretrainedFeatures` of every video, cached beside the thumbnails (one thread: the network
+    uses the cores)."""
+    features = PretrainedFeatures(folder)
+    cache = SignatureCache(cache_dir)
+    try:
+        found, _ = compute_signatures(items, features, features.kind, cache, workers=1)
+    finally:
+        cache.close()
+    return found
 
 
 def fold_assignment(labels: list[str], folds: int, seed: int) -> np.ndarray:

@@ -3,8 +3,8 @@ scores would measure memory.
 
 `vidcls data`, `vidcls train` and `vidcls eval` warn with the cheap part only (`leakage_warning`):
 exact and near-duplicate thumbnails across splits, cached, a few seconds per 1,000 videos. Clips
-of one recording need a pretrained network's features (`recordings`, about 0.3 s a video on a
-core), so only `vidcls audit` looks for them; the warning names that command. This module sits
+of one recording need a pretrained network's features (`recordings`, a fraction of a CPU-second
+a video), so only `vidcls audit` looks for them; the warning names that command. This module sits
 below training and evaluation and imports neither.
 """
 

@@ -138,8 +138,9 @@ def _pairs(result: AuditResult, shown: list[dict]) -> str:
         a, b = held_out_first(pair, result.videos)
         rows.append((str(number), match_kind(pair), _caption(a, result.root), _caption(b, result.root), f"![pair {number}](pairs/pair_{number:03d}.png)"))
     more = f"\n\nThe first {len(shown)}, cross-split first; report.json lists all." if len(result.pairs) > len(shown) else ""
-    legend = ("Copies: mean grey-level difference of matched frames (0 = same pixels). Same recording: distance of the "
-              "moments' pretrained features over that to the videos' other near neighbours (lower is surer).")
+    legend = ("Copies: mean grey-level difference of matched frames (0 = same pixels). Same recording: the larger of the pair's "
+              "two distances (ImageNet frame features, thumbnails) over the videos' other near neighbours', each over its "
+              "threshold (lower is surer).")
     return f"{head}\n\n{legend}\n\n" + markdown_table(("#", "match", "held-out video", "other", "frames"), rows) + more
 
 

