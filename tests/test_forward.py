@@ -65,6 +65,20 @@ def test_bf16_never_decides_a_near_tie(monkeypatch):
     assert torch.allclose(scores["bf16"][1], scores["fp32"][1], atol=0.01)
 
 
+@pytest.mark.parametrize(("minimum", "batches"), [(0, [1, 1, 1]), (10, [3])])
+def test_a_large_model_on_a_cpu_scores_one_clip_per_forward_and_the_same_probabilities(minimum, batches, monkeypatch):
+    monkeypatch.setenv(forward.PRECISION_ENV, "fp32")
+    monkeypatch.setattr(forward, "BF16_MIN_PARAMETERS", minimum)  # the model's 2 parameters: large, or small
+    spec = ClipSpec(num_frames=2, crop_size=4, mean=(0.5,) * 3, std=(0.5,) * 3)
+    views = torch.stack([torch.full((1, 2, 3, 4, 4), value, dtype=torch.uint8) for value in (90, 128, 200)])
+    model, seen = MeanPixelModel(), []
+    model.register_forward_pre_hook(lambda _module, _args, kwargs: seen.append(len(kwargs["pixel_values"])), with_kwargs=True)
+    scores = forward.video_probabilities(model, views, spec)
+    assert seen == batches
+    monkeypatch.setattr(forward, "BF16_MIN_PARAMETERS", 10 - minimum)
+    assert torch.allclose(scores, forward.video_probabilities(model, views, spec))
+
+
 def test_channels_last_keeps_the_values_and_gives_a_channels_last_3d_clip():
     pixels = torch.randn(2, 4, 3, 5, 6)
     laid_out = forward.channels_last(pixels)

@@ -23,9 +23,9 @@ def test_two_classes_give_a_two_row_classifier_with_the_regression_s_probabiliti
     centres = rng.normal(size=(2, 16))
     train, val = _features(rng, 20, centres, groups=True), _features(rng, 4, centres, groups=True)
     fit = fit_head(train, val, num_classes=2, flips=(True, False))
-    assert fit.weight.shape == (2, 16) and fit.c in HEAD_C_GRID and len(fit.tried) == 2 * 2 * len(HEAD_C_GRID)  # parts x flips x C
+    assert fit.weight.shape == (2, 16) and fit.c in HEAD_C_GRID and len(fit.tried) == 2 * len(HEAD_C_GRID)  # flips x C
     pooled = VideoFeatures.joined([train, val])
-    x = pooled.descriptors(fit.flip, fit.parts)
+    x = pooled.descriptors(fit.flip)
     theirs = LogisticRegression(C=fit.c, max_iter=1000).fit(x, pooled.labels).predict_proba(x)
     ours = torch.softmax(torch.from_numpy(x @ fit.weight.T + fit.bias), -1).numpy()
     assert np.allclose(ours, theirs, atol=1e-4)

@@ -106,7 +106,7 @@ def test_features_that_separate_the_classes_are_kept_and_motion_is_not_trained(f
     config = json.loads((features_kept / "config.json").read_text())
     assert config["normalize_features"] is True and config["sub_clips"] == FEATURES_SUB_CLIPS and config["vidcls"]["clips"] == 1
     assert (features_kept / "modeling_efficientnet_lite.py").is_file()  # the I3D file imports it
-    assert (config["frame_backbone"] == "efficientnet-lite0") == (args["head"]["parts"] == 2)  # joined only when read
+    assert args["head"]["features"] == "i3d + efficientnet-lite0" == f"i3d + {config['frame_backbone']}"  # both read
     processor = json.loads((features_kept / "video_preprocessor_config.json").read_text())
     assert processor["do_center_crop"] is False and processor["size"] == {"height": 32, "width": 42}  # the data's 4:3
     assert not (features_kept / CHECKPOINT).exists()
@@ -138,6 +138,7 @@ def test_features_that_hold_nothing_lose_to_motion(motion_dataset, stand_ins, tm
     features, motion = search["tried"]
     assert search["kept"] == "motion from scratch" and motion["outcome"] == "kept"
     assert features["outcome"] == "tried" and motion["val_accuracy"] > features["val_accuracy"]
+    assert motion["best_val_accuracy"] >= motion["val_accuracy"]  # its score is the settled one, not the luckiest epoch
     assert json.loads((out / "config.json").read_text())["model_type"] == "vidcls_motion_cnn"
     assert (out / CHECKPOINT).is_file()  # the kept motion run, resumable as any run
     assert json.loads((out / ARGS_FILE).read_text())["model"] == "motion"

@@ -36,6 +36,10 @@ BF16_RECHECK_GAP = 0.05
 # parameters, a few ms a clip) that costs what bf16 saves, and an untrained model's near ties
 # would all be scored twice. Kinetics I3D has 12.7 M.
 BF16_MIN_PARAMETERS = 5_000_000
+# On a CPU a model that large is scored one clip per forward: its layers already keep every core
+# busy at batch 1, and a batch only spills the caches. Kinetics I3D (32 x 160 x 214, bf16, 2
+# cores): 0.60 s a video one at a time, 0.96 s in batches of 4; VideoMAE-base 1.43 and 1.46 s a clip.
+CPU_LARGE_MODEL_CLIPS_PER_FORWARD = 1
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -62,8 +66,17 @@ def scores_in_bf16(model: torch.nn.Module, device: torch.device) -> bool:
         return False
     if device.type == "cuda":
         return True
-    large = sum(parameter.numel() for parameter in model.parameters()) >= BF16_MIN_PARAMETERS
-    return device.type == "cpu" and large and cpu_scores_in_bf16()
+    return device.type == "cpu" and _is_large(model) and cpu_scores_in_bf16()
+
+
+def clips_per_forward(model: torch.nn.Module, device: torch.device, default: int) -> int:
+    """How many clips to give the model at once: `CPU_LARGE_MODEL_CLIPS_PER_FORWARD` for a large
+    model on a CPU, else ``default``."""
+    return CPU_LARGE_MODEL_CLIPS_PER_FORWARD if device.type == "cpu" and _is_large(model) else default
+
+
+def _is_large(model: torch.nn.Module) -> bool:
+    return sum(parameter.numel() for parameter in model.parameters()) >= BF16_MIN_PARAMETERS
 
 
 def cpu_scores_in_bf16() -> bool:
@@ -108,12 +121,14 @@ def video_probabilities(
     """Class probabilities per video, softmax averaged over its views.
 
     ``views`` is uint8 (videos, views, T, C, H, W) on any device; views are the clips x
-    crops of each video, as VideoMAE and mmaction2 test. Scored in bf16 (`scores_in_bf16`),
+    crops of each video, as VideoMAE and mmaction2 test, ``max_clips_per_forward`` at a time (on a
+    CPU a large model takes `CPU_LARGE_MODEL_CLIPS_PER_FORWARD`). Scored in bf16 (`scores_in_bf16`),
     a video whose two best classes are within `BF16_RECHECK_GAP` is scored again in full
     precision, so bf16 never decides a near tie.
     """
     device = next(model.parameters()).device
     bf16 = scores_in_bf16(model, device)
+    max_clips_per_forward = clips_per_forward(model, device, max_clips_per_forward)
     probabilities = _mean_probabilities(model, views, spec, max_clips_per_forward, device, bf16)
     if bf16:
         close = near_ties(probabilities)

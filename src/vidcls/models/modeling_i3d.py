@@ -241,11 +241,6 @@ class I3DForVideoClassification(PreTrainedModel):
                     module.eval()
         return self
 
-    def remove_frame_backbone(self) -> None:
-        """I3D's features alone again; the classifier is rebuilt for them."""
-        self.config.frame_backbone, self.frame_backbone = None, None
-        self.classifier = nn.Linear(FEATURE_SIZE, self.config.num_labels)
-
     def clip_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(batch, 1024): Mixed_5c averaged over space, then a 2-frame moving average, then over time."""
         x = pixel_values.transpose(1, 2)  # (batch, channels, frames, height, width)
