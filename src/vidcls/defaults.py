@@ -14,3 +14,7 @@ RAY_PART_SIZE = 256  # rows per Parquet part of a Ray run: what a kill can cost 
 SERVE_MAX_UPLOAD_MB = 200.0  # the largest upload `vidcls serve` accepts
 SERVE_MAX_BATCH = 8  # requests scored in one forward by the server
 SERVE_BATCH_WAIT_MS = 2.0  # how long the server waits for more requests after the first
+# `vidcls audit --label-issues`: out-of-fold folds, the recipes a fold can train, and a `motion` fold's steps.
+LABEL_FOLDS = 3
+LABEL_FOLD_RECIPES = ("pretrained", "signature", "motion")
+LABEL_FOLD_STEPS = 600

@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures
-from vidcls.defaults import EVAL_BATCH_SIZE
+from vidcls.defaults import EVAL_BATCH_SIZE, LABEL_FOLD_RECIPES, LABEL_FOLD_STEPS, LABEL_FOLDS
 from vidcls.errors import DatasetError
 from vidcls.data.discovery import VideoRecord
 from vidcls.data.files import VideoInfo
@@ -52,13 +51,13 @@ from vidcls.models.pretrained import (
 )
 
 if TYPE_CHECKING:
+    import torch
+
     from vidcls.models.saving import LoadedModel
 
 logger = logging.getLogger(__name__)
 
-FOLDS = 3
-RECIPES = ("pretrained", "signature", "motion")
-FOLD_STEPS = 600
+FOLDS, RECIPES, FOLD_STEPS = LABEL_FOLDS, LABEL_FOLD_RECIPES, LABEL_FOLD_STEPS
 FOLD_BATCH_SIZE = 8
 FOLD_PRESET = "motion"
 SCORING_VIEWS = ViewOptions(clips=2)  # how a fold model scores its held-out videos
@@ -112,18 +111,20 @@ class PretrainedFeatures:
         loaded.model.eval().backbone[FEATURE_LAYER].register_forward_hook(lambda _m, _a, out: self.maps.append(out))
         return loaded
 
-    @torch.inference_mode()
     def __call__(self, path: Path, info: VideoInfo) -> Signature:
+        import torch  # here, not above: `vidcls audit --help` reads this module's settings without torch
+
         from vidcls.data.probe import read_video
 
         indices = lambda i: segment_indices(i.num_frames, FEATURE_FRAMES, 0.0)  # noqa: E731
         _, frames = read_video(path, indices, resize=FEATURE_SHORT_SIDE, info=info)
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (self.loaded.spec.mean, self.loaded.spec.std))
-        pixels = ((torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - mean) / std)[None]
         self.maps.clear()
-        pooled = self.loaded.model.pooled_features(pixels)[0]
-        layer = self.maps[0][0].mean(dim=(1, 2, 3))
-        label_features = torch.cat([_unit(pooled), _unit(layer)])
+        with torch.inference_mode():
+            pixels = ((torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - mean) / std)[None]
+            pooled = self.loaded.model.pooled_features(pixels)[0]
+            layer = self.maps[0][0].mean(dim=(1, 2, 3))
+            label_features = torch.cat([_unit(pooled), _unit(layer)])
         return Signature(np.empty((1, 0, 0), np.float32), "", float("nan"), label_features.numpy())
 
 

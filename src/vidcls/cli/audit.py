@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 import typer
 from rich.table import Table
 
-from vidcls.audit.label_issues import FOLD_STEPS, FOLDS, RECIPES
+from vidcls.defaults import LABEL_FOLD_RECIPES as RECIPES, LABEL_FOLD_STEPS as FOLD_STEPS, LABEL_FOLDS as FOLDS
 from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
 
 if TYPE_CHECKING:
