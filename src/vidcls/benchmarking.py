@@ -142,10 +142,10 @@ def _run(data, model, videos, batches, warmup_batches, batch_size, workers, devi
             train = measure_training(records, labels, loaded, batch_size, workers, batches, warmup_batches, device_, seed)
         result.update(train_clips_per_s=train["clips_per_s"], data_wait_fraction=train["data_wait_fraction"])
         result["train"] = {**train, **_memory(train_rss)}
-    if "loader" in measure or "train" in measure:
-        result["peak_rss_mb"] = max(result[part]["peak_rss_mb_all_processes"] for part in ("loader", "train") if part in result)
-        result["peak_rss_mb"] = max(result["peak_rss_mb"], _mb(_self_peak_rss()))
-        result["peak_pss_mb"] = max(result[part]["peak_pss_mb_all_processes"] for part in ("loader", "train") if part in result)
+    loader_runs = [result[part] for part in ("loader", "train") if part in result]
+    if loader_runs:
+        result["peak_rss_mb"] = max(_mb(_self_peak_rss()), *(run["peak_rss_mb_all_processes"] for run in loader_runs))
+        result["peak_pss_mb"] = max(run["peak_pss_mb_all_processes"] for run in loader_runs)
     with tempfile.TemporaryDirectory(prefix="vidcls-benchmark-") as scratch:
         model_dir = model if Path(model).is_dir() else scratch  # a model folder is read where it is
         if model_dir == scratch:

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidcls.audit.duplicates import Pair, find_duplicates
 from vidcls.audit.label_issues import (
-    FEATURE_MODEL, FOLD_STEPS, FOLDS, RECIPES, feature_model_dir, feature_probabilities, mean_log_probability,
+    FEATURE_MODEL, feature_model_dir, feature_probabilities, mean_log_probability,
     model_probabilities, out_of_fold_probabilities, pretrained_signatures, rank_label_issues,
 )
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
@@ -26,6 +26,7 @@ from vidcls.audit.leakage import Leakage, held_out_counts, records_with_splits, 
 from vidcls.audit import recordings as recording_check
 from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures, default_cache_dir
 from vidcls.errors import VidclsError
+from vidcls.defaults import LABEL_FOLD_RECIPES, LABEL_FOLD_STEPS, LABEL_FOLDS
 from vidcls.data.discovery import VideoRecord, discover_dataset
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,9 @@ def run_audit(
     signature: str = SIGNATURES[0],
     pretrained: bool = True,
     label_issues: bool = False,
-    folds: int = FOLDS,
-    recipe: str = RECIPES[0],
-    fold_steps: int = FOLD_STEPS,
+    folds: int = LABEL_FOLDS,
+    recipe: str = LABEL_FOLD_RECIPES[0],
+    fold_steps: int = LABEL_FOLD_STEPS,
     seed: int = 0,
     cache_dir: Path | None = None,
     device: str | None = None,
@@ -83,8 +84,8 @@ def run_audit(
     (weaker: see `label_issues`); ``signature="embeddings"`` compares its features instead of
     thumbnails for near-duplicates.
     """
-    if recipe not in RECIPES:
-        raise VidclsError(f"label-issue recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
+    if recipe not in LABEL_FOLD_RECIPES:
+        raise VidclsError(f"label-issue recipe must be one of {', '.join(LABEL_FOLD_RECIPES)}, not {recipe!r}")
     if signature not in SIGNATURES or (signature == "embeddings" and not model):
         raise VidclsError(f"signature must be one of {', '.join(SIGNATURES)} (embeddings need a model), not {signature!r}")
     timings: dict[str, float] = {}

@@ -17,7 +17,7 @@ Three recipes:
   (`signatures.global_motion`). Seconds for thousands of videos, as it decodes nothing more;
   it sees only how the picture moves, so it finds labels that contradict the motion (the
   synthetic data's classes), not those that contradict the scene.
-- "motion": the `motion` preset trained `FOLD_STEPS` optimizer steps per fold, no flip (left
+- "motion": the `motion` preset trained `defaults.LABEL_FOLD_STEPS` optimizer steps per fold, no flip (left
   and right may be the classes); it sees everything a trained model sees, at the cost of k
   trainings (minutes each on an idle 2-core machine, far more on a busy one).
 All are measured in benchmarks/audit.md.
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures
-from vidcls.defaults import EVAL_BATCH_SIZE, LABEL_FOLD_RECIPES, LABEL_FOLD_STEPS, LABEL_FOLDS
+from vidcls.defaults import EVAL_BATCH_SIZE, LABEL_FOLD_STEPS, LABEL_FOLDS
 from vidcls.errors import DatasetError
 from vidcls.data.discovery import VideoRecord
 from vidcls.data.files import VideoInfo
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FOLDS, RECIPES, FOLD_STEPS = LABEL_FOLDS, LABEL_FOLD_RECIPES, LABEL_FOLD_STEPS
 FOLD_BATCH_SIZE = 8
 FOLD_PRESET = "motion"
 SCORING_VIEWS = ViewOptions(clips=2)  # how a fold model scores its held-out videos
@@ -169,7 +168,7 @@ def _link_fold(records: list[VideoRecord], where: Path) -> None:
 
 
 def out_of_fold_probabilities(
-    records: list[VideoRecord], labels: list[str], *, folds: int = FOLDS, steps: int = FOLD_STEPS, seed: int = 0,
+    records: list[VideoRecord], labels: list[str], *, folds: int = LABEL_FOLDS, steps: int = LABEL_FOLD_STEPS, seed: int = 0,
     device: str | None = None, workers: int | None = None,
 ) -> np.ndarray:
     """(videos, classes) probabilities in ``labels`` order, each from a model that never saw the video."""
@@ -201,7 +200,7 @@ def out_of_fold_probabilities(
     return probabilities
 
 
-def feature_probabilities(features: np.ndarray, given: list[str], labels: list[str], *, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
+def feature_probabilities(features: np.ndarray, given: list[str], labels: list[str], *, folds: int = LABEL_FOLDS, seed: int = 0) -> np.ndarray:
     """(videos, classes) out-of-fold probabilities, in ``labels`` order, of a standardised logistic
     regression on ``features`` (one row per video), folds as `fold_assignment`. BLAS on one thread:
     on a busy machine its threads fight each other (a minute instead of a second)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 import typer
 from rich.table import Table
 
-from vidcls.defaults import LABEL_FOLD_RECIPES as RECIPES, LABEL_FOLD_STEPS as FOLD_STEPS, LABEL_FOLDS as FOLDS
+from vidcls.defaults import LABEL_FOLD_RECIPES, LABEL_FOLD_STEPS, LABEL_FOLDS
 from vidcls.cli._app import DeviceOption, WorkersOption, app, console, console_err
 
 if TYPE_CHECKING:
@@ -81,14 +81,14 @@ def audit(
     label_issues: Annotated[
         bool, typer.Option("--label-issues", help="Find likely mislabelled videos (out-of-fold probabilities + cleanlab).")
     ] = False,
-    folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold training.")] = FOLDS,
+    folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold training.")] = LABEL_FOLDS,
     fold_recipe: Annotated[
         Literal["pretrained", "signature", "motion"],
         typer.Option(help="pretrained: a logistic regression on the pretrained features (global motion where the weights "
                      "are missing); signature: one on each video's global motion (seconds); motion: train the motion "
                      "preset per fold (minutes each)."),
-    ] = RECIPES[0],
-    fold_steps: Annotated[int, typer.Option(min=1, help="--fold-recipe motion: optimizer steps per fold model.")] = FOLD_STEPS,
+    ] = LABEL_FOLD_RECIPES[0],
+    fold_steps: Annotated[int, typer.Option(min=1, help="--fold-recipe motion: optimizer steps per fold model.")] = LABEL_FOLD_STEPS,
     seed: Annotated[int, typer.Option(help="Seed of the folds and their training.")] = 0,
     cache: Annotated[
         Optional[Path], typer.Option(help="Signature cache folder (default: $VIDCLS_AUDIT_CACHE, else ~/.cache/vidcls/audit).")
