@@ -28,12 +28,13 @@ import torch
 from vidcls.data import decode, probe, views
 from vidcls.inference import prediction
 from vidcls.inference.options import ViewOptions
-from vidcls.models.loading import create_model, save_model
+from vidcls.models.loading import create_model
+from vidcls.models.saving import save_model
 
 STAGES: collections.Counter = collections.Counter()
 WRAPPED = (  # (module, attribute, stage)
     (decode, "open_video", "open"), (probe, "open_video", "open"), (probe, "_probe", "probe"),
-    (decode, "to_rgb", "colour conversion (swscale)"), (decode, "resize_short_side", "resize (torch, antialiased)"),
+    (decode, "to_rgb", "colour conversion (swscale)"), (decode, "resize_frames", "resize (torch, antialiased)"),
     (views, "read_video", "read_video"), (views.EvalTransform, "__call__", "crop + to tensor"),
     (prediction, "video_probabilities", "forward (normalise + model)"),
     (prediction, "top_k_labels", "post (top-k)"),

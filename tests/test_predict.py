@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +16,8 @@ import vidcls.cli.predict  # noqa: F401  (registers `predict`)
 from conftest import CLASSES
 from vidcls.cli._app import app
 from vidcls.models.loading import load_model
-from vidcls.inference.prediction import VideoClassifier, predict
+from vidcls.errors import VideoReadError
+from vidcls.inference.prediction import VideoClassifier, _ReadAhead, predict
 from vidcls.inference.options import ViewOptions
 
 
@@ -52,6 +57,29 @@ def test_batches_give_what_one_file_at_a_time_gives_and_name_a_broken_file(class
         assert [w["start"] for w in result["windows"]] == [w["start"] for w in alone.windows]
         for ours, single in zip(result["windows"], alone.windows):
             assert ours["top_k"][0]["score"] == pytest.approx(single["top_k"][0]["score"], abs=1e-5)
+
+
+def test_the_model_starts_on_the_first_video_read_and_takes_the_others_read_meanwhile():
+    slow_reads = threading.Event()
+
+    def read(path: Path) -> str:
+        if path.name != "first":
+            slow_reads.wait(10)
+        if path.name == "bad":
+            raise VideoReadError(path, "cannot open as a video")
+        return path.name.upper()
+
+    paths = [Path(name) for name in ("first", "second", "bad", "fourth", "fifth")]
+    with ThreadPoolExecutor(2) as pool:
+        reads = _ReadAhead(read, paths, pool, ahead=4)
+        assert reads.next_batch(4) == [(Path("first"), "FIRST")]  # not held back by the slow ones
+        slow_reads.set()
+        futures.wait([future for _, future in reads.pending])
+        batch = reads.next_batch(3)  # everything read by now, up to the batch size, in order
+        assert [(path, getattr(outcome, "reason", outcome)) for path, outcome in batch] == [
+            (Path("second"), "SECOND"), (Path("bad"), "cannot open as a video"), (Path("fourth"), "FOURTH"),
+        ]
+        assert reads.next_batch(3) == [(Path("fifth"), "FIFTH")] and reads.next_batch(3) == []
 
 
 def test_more_clips_than_fit_in_a_short_video(classifier, broken_dataset):

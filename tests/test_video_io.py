@@ -12,7 +12,7 @@ import pytest
 from videos import label_of, labelled_frames, write_vfr_video, write_video
 from vidcls.errors import VideoReadError
 from vidcls.data.files import is_video_file
-from vidcls.data.crop import ClipWindow, resized_dims, to_rgb as _to_rgb
+from vidcls.data.crop import ClipWindow, frame_bytes, resized_dims, to_rgb as _to_rgb
 from vidcls.data.decode import cut_clips, read_all_frames, read_clip, read_clips, read_frames
 from vidcls.data.kept_frames import KeptVideos
 from vidcls.data.probe import probe_video
@@ -188,6 +188,17 @@ def test_kept_frames_cut_the_clips_a_decode_reads(long_video):
         np.testing.assert_array_equal(from_file, from_memory)
     assert [label_of(frame, channels_first=True) for frame in decoded[0]] == KEPT_CLIPS[0][0]
     assert [label_of(frame[:, :, ::-1], channels_first=True) for frame in decoded[1]] == [62, 62, 199, 199]
+
+
+def test_kept_frames_hold_their_pixels_without_the_decoders_padding(long_video):
+    decoded = read_clips(long_video, KEPT_CLIPS, shrink_to=None)
+    frames = read_all_frames(long_video, NUM_FRAMES)  # not scaled down: copied out of the decoder's padded frames
+    with av.open(str(long_video)) as container:
+        from_decoder = next(container.decode(video=0))
+    assert (frames[0].width, frames[0].height) == (from_decoder.width, from_decoder.height)
+    assert frame_bytes(frames[0]) < frame_bytes(from_decoder)
+    for from_file, from_memory in zip(decoded, cut_clips(frames, KEPT_CLIPS), strict=True):
+        np.testing.assert_array_equal(from_file, from_memory)
 
 
 def test_kept_videos_decode_a_video_once_within_their_budget(tmp_path, long_video):

@@ -3,11 +3,11 @@ command's `--help` shows the value the library uses without loading torch. Train
 live in `training.config.TrainConfig`, a clip's in `data.clip_spec.ClipSpec`."""
 
 TOP_K = 5  # labels returned per video, as transformers' pipeline
-# Videos per forward in `vidcls predict`. On the CPU a forward costs about the same per video
-# whatever the batch; a small batch keeps short the stretches where one stage waits for the
-# other (the first forward waits for a batch to be decoded, the last has nothing left to
-# decode). A GPU wants more (--batch-size).
-PREDICT_BATCH_SIZE = 4
+# The most videos per forward in `vidcls predict`: each forward takes the next video and those
+# already decoded behind it (`inference.prediction`), so the first forward does not wait for a
+# whole batch and batches fill up when the model is the slower stage. 48 files, `tiny`, 2 cores:
+# 8 is 10% faster than 4, 16 no faster than 8 (benchmarks/speed.md). A GPU wants more (--batch-size).
+PREDICT_BATCH_SIZE = 8
 EVAL_BATCH_SIZE = 8  # videos per forward in `vidcls eval`
 RAY_SCORE_BATCH = 8  # videos per forward in a Ray model actor
 RAY_PART_SIZE = 256  # rows per Parquet part of a Ray run: what a kill can cost at most

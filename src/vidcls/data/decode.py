@@ -41,8 +41,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidcls.data.crop import (
-    INTERPOLATION, ClipWindow, Resize, WindowConverter, display_width, frame_rotation, resize_frames,
-    shrink_frame, to_rgb,
+    INTERPOLATION, ClipWindow, Resize, WindowConverter, compact_frame, display_width, frame_rotation,
+    resize_frames, shrink_frame, to_rgb,
 )
 from vidcls.errors import VideoReadError
 
@@ -249,6 +249,7 @@ def read_all_frames(path: str | Path, num_frames: int, shrink_to: int | None = N
     with contextlib.closing(open_video(path)) as container, reading(path) as losses:
         for (frame,), (rows,) in _decoded(container, path, range(num_frames), 1, losses):
             small = shrink_frame(frame, shrink_to)
+            small = compact_frame(small) if small is frame else small  # kept for good: no decoder padding
             for row in rows:
                 kept[row] = small
     return kept

@@ -9,19 +9,18 @@ frames and pixels ``transformers.pipeline`` gives it.
 
 Many files (`predict`, `VideoClassifier.predict_files`) go through the same stages as one, but
 each file is opened once and decoded in threads while the model scores the files before it,
-``batch_size`` videos per forward, so decoding and the forward use different cores
+up to ``batch_size`` videos per forward, so decoding and the forward use different cores
 (benchmarks/README.md has the speed against transformers' pipeline).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 import torch
 
@@ -120,8 +119,8 @@ class VideoClassifier:
         batch is scored; a file that cannot be read gives {"path", "error"} and the rest go on.
 
         Files are decoded in ``decode_threads`` threads (default: one per core), up to two
-        batches ahead, while the model scores ``batch_size`` videos (default `PREDICT_BATCH_SIZE`)
-        per forward.
+        batches ahead, while the model scores up to ``batch_size`` videos (default
+        `PREDICT_BATCH_SIZE`) per forward: the next one and those already decoded (`_ReadAhead`).
         """
         batch_size = PREDICT_BATCH_SIZE if batch_size is None else batch_size
         if batch_size < 1:
@@ -133,13 +132,14 @@ class VideoClassifier:
             return self.preprocess(path, options)
 
         threads = decode_threads or os.cpu_count() or 1
-        outcomes = _read_ahead(read, _video_paths(paths), threads, ahead=2 * batch_size)
-        while chunk := list(itertools.islice(outcomes, batch_size)):
-            readable = [(path, views) for path, views in chunk if not isinstance(views, VideoReadError)]
-            predictions = iter(self.predict_views(readable, options) if readable else [])
-            for path, views in chunk:
-                failed = isinstance(views, VideoReadError)
-                yield {"path": str(path), "error": views.reason} if failed else asdict(next(predictions))
+        with ThreadPoolExecutor(threads, thread_name_prefix="vidcls-decode") as pool:
+            reads = _ReadAhead(read, _video_paths(paths), pool, ahead=2 * batch_size)
+            while chunk := reads.next_batch(batch_size):
+                readable = [(path, views) for path, views in chunk if not isinstance(views, VideoReadError)]
+                predictions = iter(self.predict_views(readable, options) if readable else [])
+                for path, views in chunk:
+                    failed = isinstance(views, VideoReadError)
+                    yield {"path": str(path), "error": views.reason} if failed else asdict(next(predictions))
 
 
 def file_warnings(info: VideoInfo) -> list[str]:
@@ -161,20 +161,32 @@ def _video_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
         yield from videos or [path]
 
 
-def _read_ahead(
-    read: Callable[[Path], T], paths: Iterable[Path], threads: int, ahead: int
-) -> Iterator[tuple[Path, T | VideoReadError]]:
-    """(path, ``read(path)`` or the `VideoReadError` it raised), in order, read in ``threads``
-    threads up to ``ahead`` paths before the consumer: decoding overlaps the consumer's forward,
-    and at most ``ahead`` videos' views are held. Other errors propagate."""
-    with ThreadPoolExecutor(threads, thread_name_prefix="vidcls-decode") as pool:
-        pending: deque[tuple[Path, Future]] = deque()
-        for path in paths:
-            pending.append((path, pool.submit(read, path)))
-            if len(pending) > ahead:
-                yield _outcome(*pending.popleft())
-        while pending:
-            yield _outcome(*pending.popleft())
+class _ReadAhead(Generic[T]):
+    """``read`` of each path in a thread pool, up to ``ahead`` paths before the consumer, handed
+    out in order as (path, ``read(path)`` or the `VideoReadError` it raised); other errors propagate.
+
+    `next_batch` waits for the next video only and adds those already read behind it: the model
+    starts on the first video decoded instead of waiting for a whole batch, and batches grow to
+    ``most`` when the forward is what holds things up, so decoding and the forward keep both
+    stages busy from the first file to the last. At most ``ahead`` videos' views are held.
+    """
+
+    def __init__(self, read: Callable[[Path], T], paths: Iterable[Path], pool: ThreadPoolExecutor, ahead: int) -> None:
+        self.read, self.paths, self.pool, self.ahead = read, iter(paths), pool, ahead
+        self.pending: deque[tuple[Path, Future]] = deque()
+
+    def next_batch(self, most: int) -> list[tuple[Path, T | VideoReadError]]:
+        """The next video (waited for) and up to ``most`` - 1 more that are already read; [] at the end."""
+        batch = []
+        self._submit()
+        while self.pending and len(batch) < most and (not batch or self.pending[0][1].done()):
+            batch.append(_outcome(*self.pending.popleft()))
+            self._submit()
+        return batch
+
+    def _submit(self) -> None:
+        while len(self.pending) < self.ahead and (path := next(self.paths, None)) is not None:
+            self.pending.append((path, self.pool.submit(self.read, path)))
 
 
 def _outcome(path: Path, future: Future) -> tuple[Path, object]:
