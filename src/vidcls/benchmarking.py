@@ -72,6 +72,9 @@ GUIDE_SPEC = ClipSpec(sampling="dense")  # the guide's clips: 16 frames every 4t
 GUIDE_BATCH_SIZE = 8
 
 TARGET_LOADER_CLIPS_PER_S = 100.0
+# The loader's peak memory, all its processes: PSS, which counts a page shared by forked processes once
+# (summed RSS counts the shared kept frames and libraries once per process).
+TARGET_LOADER_PSS_MB = 2048.0
 TARGET_PREDICT_SPEEDUP = 3.0  # predict_ms_per_video at most a third of the pipeline's
 TARGET_ONNX_SPEEDUP = 4.0  # predict_onnx_ms_per_video at most a quarter of the pipeline's
 # Each way of predicting scores the one clip the pipeline scores and returns the best label.
@@ -196,6 +199,9 @@ def check_targets(result: dict) -> dict:
     if "loader_clips_per_s" in result:
         targets["loader_clips_per_s"] = (result["loader_clips_per_s"], f">= {TARGET_LOADER_CLIPS_PER_S:g}",
                                          result["loader_clips_per_s"] >= TARGET_LOADER_CLIPS_PER_S)
+    if "loader" in result:
+        pss = result["loader"]["peak_pss_mb_all_processes"]
+        targets["loader_peak_pss_mb"] = (pss, f"<= {TARGET_LOADER_PSS_MB:g}", pss <= TARGET_LOADER_PSS_MB)
     if "predict_ms_per_video" in result:
         speedup = result["pipeline_ms_per_video"] / max(result["predict_ms_per_video"], 1e-9)
         targets["predict_speedup_vs_pipeline"] = (speedup, f">= {TARGET_PREDICT_SPEEDUP:g}", speedup >= TARGET_PREDICT_SPEEDUP)
