@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from videos import label_of, labelled_frames, write_vfr_video, write_video
 from vidcls.errors import VideoReadError
 from vidcls.data.files import is_video_file
 from vidcls.data.crop import ClipWindow, frame_bytes, resized_dims, to_rgb as _to_rgb
-from vidcls.data.decode import cut_clips, read_all_frames, read_clip, read_clips, read_frames
+from vidcls.data.decode import (
+    FrameClock, Losses, cut_clips, damage_found, open_video, read_all_frames, read_clip, read_clips, read_frames, rewind,
+    shown_frames,
+)
 from vidcls.data.kept_frames import KeptVideos
 from vidcls.data.probe import probe_video
 
@@ -188,6 +192,22 @@ def test_kept_frames_cut_the_clips_a_decode_reads(long_video):
         np.testing.assert_array_equal(from_file, from_memory)
     assert [label_of(frame, channels_first=True) for frame in decoded[0]] == KEPT_CLIPS[0][0]
     assert [label_of(frame[:, :, ::-1], channels_first=True) for frame in decoded[1]] == [62, 62, 199, 199]
+
+
+@pytest.mark.parametrize("codec, suffix", [("mpeg4", ".avi"), ("libx264", ".mp4")])
+def test_b_frames_that_no_wanted_frame_needs_are_not_decoded(tmp_path, codec, suffix):
+    path = write_video(tmp_path / f"b_frames{suffix}", labelled_frames(NUM_FRAMES), codec=codec, b_frames=2)
+    wanted = [7, 20, 100, 150, 180]
+    with contextlib.closing(open_video(path)) as container:
+        stream = container.streams.video[0]
+        clock = FrameClock(stream)
+        every = {clock.index_at(frame.pts): _to_rgb(frame, None) for frame in shown_frames(container, stream, Losses())}
+        rewind(container)
+        needed = sum(1 for _ in shown_frames(container, stream, Losses(), clock, wanted))
+    assert len(every) == NUM_FRAMES and needed <= NUM_FRAMES - 50  # B-frames that nothing needs were skipped
+    for index, frame in zip(wanted, read_frames(path, wanted), strict=True):
+        np.testing.assert_array_equal(frame, every[index])  # the frames a full decode shows at those indices
+    assert damage_found(path) is None  # skipped on purpose is not lost
 
 
 def test_kept_frames_hold_their_pixels_without_the_decoders_padding(long_video):

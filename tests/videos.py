@@ -11,14 +11,15 @@ import numpy as np
 DIRECTIONS = {"MoveLeft": (-1, 0), "MoveRight": (1, 0), "MoveUp": (0, -1), "MoveDown": (0, 1)}
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "mpeg4") -> Path:
-    """Encode (T, H, W, 3) uint8 frames; the container follows the extension."""
+def write_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "mpeg4", b_frames: int = 0) -> Path:
+    """Encode (T, H, W, 3) uint8 frames, with up to ``b_frames`` B-frames in a row; the container follows the extension."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = 2_000_000
+        stream.codec_context.max_b_frames = b_frames
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

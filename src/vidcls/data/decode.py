@@ -98,38 +98,92 @@ class Losses:
         return f"{lost} could not be decoded ({self.cause}) in the part read; the others are used"
 
 
-def shown_frames(container, stream, losses: Losses, clock: FrameClock | None = None) -> Iterator[av.VideoFrame]:
+def shown_frames(
+    container, stream, losses: Losses, clock: FrameClock | None = None, wanted: Sequence[int] = ()
+) -> Iterator[av.VideoFrame]:
     """The stream's frames from where the demuxer stands, as a player shows them.
 
     A packet the decoder refuses is skipped and decoding goes on (ffmpeg's behaviour); the frames
     it held are added to ``losses`` as the indices missing between the first and last frame this
     run gave (with ``clock``). A demuxer error ends the stream. Anamorphic frames come out scaled
-    to square pixels.
+    to square pixels. With ``wanted`` (sorted indices) and ``clock``, frames that no wanted index
+    uses and that no other frame is decoded from are not decoded (`_UnwantedFrames`).
     """
     display = _SquarePixels(stream)
+    unwanted = _UnwantedFrames(stream, clock, wanted) if wanted and clock is not None else None
     packets = container.demux(stream)
     failed, seen = False, set()
     try:
         while True:
             try:
                 packet = next(packets)
+                to_decode = unwanted.unpacked(packet) if unwanted else [packet]
             except StopIteration:
                 return
             except av.error.FFmpegError as error:
                 losses.cause = losses.cause or f"reading stopped: {ffmpeg_reason(error)}"
                 return
-            try:
-                decoded = stream.decode(packet)
-            except av.error.FFmpegError as error:
-                failed, losses.cause = True, losses.cause or f"bad packet: {ffmpeg_reason(error)}"
-                continue
-            for frame in decoded:
-                if clock is not None and frame.pts is not None:
-                    seen.add(clock.index_at(frame.pts))
-                yield display(frame)
+            for packet in to_decode:
+                if unwanted is not None and (skipped := unwanted.skip(packet)) is not None:
+                    seen.add(skipped)  # left out on purpose, not lost
+                try:
+                    decoded = stream.decode(packet)
+                except av.error.FFmpegError as error:
+                    failed, losses.cause = True, losses.cause or f"bad packet: {ffmpeg_reason(error)}"
+                    continue
+                for frame in decoded:
+                    if clock is not None and frame.pts is not None:
+                        seen.add(clock.index_at(frame.pts))
+                    yield display(frame)
     finally:
+        if unwanted is not None:
+            unwanted.stop_skipping()
         if failed and seen:
             losses.frames += max(seen) - min(seen) + 1 - len(seen)
+
+
+# Frames after a wanted index that are always decoded: a wanted index without a frame of its own
+# (a variable frame rate, a dropped frame) takes the next frame shown, which must not be skipped.
+_NEXT_FRAMES_KEPT = 2
+
+
+class _UnwantedFrames:
+    """Has the decoder skip the frames a read does not use and no other frame is decoded from:
+    non-reference frames (most B-frames) whose index no wanted index needs, before the last one.
+
+    Why: decoding runs through every frame between a keyframe and the frames wanted, and UCF101's
+    Xvid AVIs are two-thirds B-frames with one keyframe in 300 frames: skipping the unwanted ones
+    cut the CPU of reading 8 frames spread over such a file by a sixth (benchmarks/speed.md),
+    with the same pixels. A frame is known by its packet's timestamp, which is the one FFmpeg
+    stamps on the frame; MPEG-4 part 2 files that pack a B-frame with the next frame in one packet
+    ("packed bitstream", common in AVI) are first unpacked (FFmpeg's ``mpeg4_unpack_bframes``), so
+    every packet holds one frame. A decoder that cannot skip decodes as before.
+    """
+
+    def __init__(self, stream, clock: FrameClock, wanted: Sequence[int]) -> None:
+        self.context, self.clock = stream.codec_context, clock
+        self.needed = {index + step for index in wanted for step in range(_NEXT_FRAMES_KEPT + 1)}
+        self.last = max(wanted)
+        packed = self.context.name == "mpeg4"
+        self.unpack = av.bitstream.BitStreamFilterContext("mpeg4_unpack_bframes", stream) if packed else None
+
+    def unpacked(self, packet: av.Packet) -> list[av.Packet]:
+        """The packet as the decoder takes it: unpacked, and at the end of the stream what the filter held."""
+        if self.unpack is None:
+            return [packet]
+        if not packet.size:  # the end of the stream: drain the filter, then let the decoder drain
+            return [*self.unpack.filter(None), packet]
+        return self.unpack.filter(packet)
+
+    def skip(self, packet: av.Packet) -> int | None:
+        """Sets whether the decoder may skip this packet's frame; its index when it may."""
+        index = None if packet.pts is None else self.clock.index_at(packet.pts)
+        skip = index is not None and index < self.last and index not in self.needed
+        self.context.skip_frame = "NONREF" if skip else "DEFAULT"
+        return index if skip else None
+
+    def stop_skipping(self) -> None:
+        self.context.skip_frame = "DEFAULT"
 
 
 class _SquarePixels:
@@ -427,7 +481,7 @@ def _wanted_frames(
 def _decode_segment(container, stream, wanted: list[int], clock: FrameClock, path, losses: Losses):
     if wanted[0] > 0 and clock.num:
         container.seek(clock.pts(wanted[0]), stream=stream, backward=True, any_frame=False)
-        frames = shown_frames(container, stream, losses, clock)
+        frames = shown_frames(container, stream, losses, clock, wanted)
         first = next(frames, None)
         # A seek landing after the first wanted frame (a bad index in the file), or on frames
         # without timestamps, cannot be trusted: decode from the start instead.
@@ -436,7 +490,7 @@ def _decode_segment(container, stream, wanted: list[int], clock: FrameClock, pat
             return
     rewind(container)
     found = False
-    for item in _assign(shown_frames(container, stream, losses, clock), wanted, clock):
+    for item in _assign(shown_frames(container, stream, losses, clock, wanted), wanted, clock):
         found = True
         yield item
     if not found:
