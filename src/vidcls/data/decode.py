@@ -153,7 +153,7 @@ class _UnwantedFrames:
 
     Why: decoding runs through every frame between a keyframe and the frames wanted, and UCF101's
     Xvid AVIs are two-thirds B-frames with one keyframe in 300 frames: skipping the unwanted ones
-    cut the CPU of reading 8 frames spread over such a file by a sixth (benchmarks/speed.md),
+    cut the CPU of reading 8 frames spread over such a file by 18% (benchmarks/speed.md),
     with the same pixels. A frame is known by its packet's timestamp, which is the one FFmpeg
     stamps on the frame; MPEG-4 part 2 files that pack a B-frame with the next frame in one packet
     ("packed bitstream", common in AVI) are first unpacked (FFmpeg's ``mpeg4_unpack_bframes``), so
