@@ -117,12 +117,16 @@ def shown_frames(
         while True:
             try:
                 packet = next(packets)
-                to_decode = unwanted.unpacked(packet) if unwanted else [packet]
             except StopIteration:
                 return
             except av.error.FFmpegError as error:
                 losses.cause = losses.cause or f"reading stopped: {ffmpeg_reason(error)}"
                 return
+            try:
+                to_decode = unwanted.unpacked(packet) if unwanted else [packet]
+            except av.error.FFmpegError as error:
+                failed, losses.cause = True, losses.cause or f"bad packet: {ffmpeg_reason(error)}"
+                continue
             for packet in to_decode:
                 if unwanted is not None and (skipped := unwanted.skip(packet)) is not None:
                     seen.add(skipped)  # left out on purpose, not lost
