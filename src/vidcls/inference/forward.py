@@ -98,13 +98,21 @@ def model_logits(model: torch.nn.Module, clips: torch.Tensor, spec: ClipSpec, bf
     """Logits for uint8 clips (N, T, C, H, W) already on the model's device, in training's
     precision (`autocast`), or with ``bf16`` as scoring chose (`scores_in_bf16`)."""
     device = clips.device
-    precision = autocast(device) if bf16 is None else _bf16(device) if bf16 else contextlib.nullcontext()
-    with precision:
-        pixels = normalize_batch(clips, spec)
-        if bf16 and device.type == "cpu":
-            pixels = channels_last(pixels)
+    with autocast(device) if bf16 is None else scoring_precision(device, bf16):
+        pixels = scoring_pixels(clips, spec, bool(bf16))
         inputs = {getattr(model, "main_input_name", "pixel_values"): pixels}  # V-JEPA 2: pixel_values_videos
         return model(**inputs).logits.float()
+
+
+def scoring_precision(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast when scoring chose it (`scores_in_bf16`), else full precision."""
+    return _bf16(device) if bf16 else contextlib.nullcontext()
+
+
+def scoring_pixels(clips: torch.Tensor, spec: ClipSpec, bf16: bool) -> torch.Tensor:
+    """Normalised frames of uint8 clips, laid out channels-last where bf16 runs on a CPU (`channels_last`)."""
+    pixels = normalize_batch(clips, spec)
+    return channels_last(pixels) if bf16 and clips.device.type == "cpu" else pixels
 
 
 def channels_last(pixels: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,6 @@ The output is the whole model, an ordinary model folder.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -31,9 +30,8 @@ from vidcls.training import distributed
 from vidcls.data.clip_spec import ClipSpec
 from vidcls.data.datasets import EvalClipDataset, collate_eval
 from vidcls.data.discovery import DatasetIndex, VideoRecord, save_split
-from vidcls.data.transforms import normalize_batch
 from vidcls.errors import VidclsError
-from vidcls.inference.forward import channels_last, clips_per_forward, scores_in_bf16
+from vidcls.inference.forward import clips_per_forward, scores_in_bf16, scoring_pixels, scoring_precision
 from vidcls.models.loading import create_model
 from vidcls.models.saving import LoadedModel, save_model
 from vidcls.models.pretrained import (
@@ -121,10 +119,8 @@ def video_features(
     for views, positions, _failed in loader:
         if views is None:
             continue
-        pixels = normalize_batch(views.flatten(0, 1).to(device), spec)  # one view per video
-        if bf16 and device.type == "cpu":
-            pixels = channels_last(pixels)
-        with torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+        pixels = scoring_pixels(views.flatten(0, 1).to(device), spec, bf16)  # one view per video
+        with scoring_precision(device, bf16):
             for clips in pixels.split(clips_per_forward(model, device, FEATURES_BATCH)):
                 plain.append(model.raw_features(clips).float().cpu())
                 if mirrored:
