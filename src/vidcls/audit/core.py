@@ -24,7 +24,7 @@ from vidcls.audit.label_issues import (
 from vidcls.audit.outliers import class_counts, find_outliers, imbalanced_splits
 from vidcls.audit.leakage import Leakage, held_out_counts, records_with_splits, thumbnail_signatures
 from vidcls.audit import recordings as recording_check
-from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures, default_cache_dir
+from vidcls.audit.signatures import Signature, cached_signatures
 from vidcls.errors import VidclsError
 from vidcls.defaults import LABEL_FOLD_RECIPES, LABEL_FOLD_STEPS, LABEL_FOLDS
 from vidcls.data.discovery import VideoRecord, discover_dataset
@@ -159,7 +159,7 @@ def _recording_pairs(
         logger.warning("shared recordings not checked: %s", missing)
         return [], f"not checked: {missing}"
     features = recording_check.recording_signatures(
-        [(r.path, r.info) for r in records], archive, cache_dir or default_cache_dir(),
+        [(r.path, r.info) for r in records], archive, cache_dir,
     )
     usable = [i for i, r in enumerate(records) if r.path in features]
     found = recording_check.shared_recordings(
@@ -178,7 +178,7 @@ def _pretrained_features(records: list[VideoRecord], cache_dir: Path | None) -> 
     if folder is None:
         logger.warning("label issues from global motion: %s", missing)
         return {}, missing
-    return pretrained_signatures([(r.path, r.info) for r in records], folder, cache_dir or default_cache_dir()), ""
+    return pretrained_signatures([(r.path, r.info) for r in records], folder, cache_dir), ""
 
 
 MOTION_EVIDENCE = "global-motion figures"
@@ -248,11 +248,7 @@ def _near_duplicate_pairs(
     from vidcls.audit.embeddings import ModelEmbedder
 
     embedder = ModelEmbedder(model, device)
-    cache = SignatureCache(cache_dir or default_cache_dir())
-    try:
-        embedded, _ = compute_signatures([(r.path, r.info) for r in records], embedder, embedder.kind, cache, workers=1)
-    finally:
-        cache.close()
+    embedded, _ = cached_signatures([(r.path, r.info) for r in records], embedder, embedder.kind, cache_dir, workers=1)
     exact = find_duplicates(thumbs, max_distance=-1.0)
     usable = [i for i, r in enumerate(records) if r.path in embedded]
     features = [embedded[records[i].path] for i in usable]

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures
+from vidcls.audit.signatures import Signature, cached_signatures
 from vidcls.defaults import EVAL_BATCH_SIZE, LABEL_FOLD_STEPS, LABEL_FOLDS
 from vidcls.errors import DatasetError
 from vidcls.data.discovery import VideoRecord
@@ -131,15 +131,11 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm().clamp_min(1e-12)
 
 
-def pretrained_signatures(items: list[tuple[Path, VideoInfo]], folder: Path, cache_dir: Path) -> dict[Path, Signature]:
+def pretrained_signatures(items: list[tuple[Path, VideoInfo]], folder: Path, cache_dir: Path | None) -> dict[Path, Signature]:
     """`PretrainedFeatures` of every video, cached beside the thumbnails (one thread: the network
     uses the cores)."""
     features = PretrainedFeatures(folder)
-    cache = SignatureCache(cache_dir)
-    try:
-        found, _ = compute_signatures(items, features, features.kind, cache, workers=1)
-    finally:
-        cache.close()
+    found, _ = cached_signatures(items, features, features.kind, cache_dir, workers=1)
     return found
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from vidcls.audit.duplicates import Pair, find_duplicates
-from vidcls.audit.signatures import THUMBNAIL_KIND, SignatureCache, compute_signatures, default_cache_dir, thumbnail_signature
+from vidcls.audit.signatures import THUMBNAIL_KIND, cached_signatures, thumbnail_signature
 from vidcls.data.discovery import DatasetIndex, VideoRecord
 
 REFERENCE_SPLIT = "train"
@@ -63,11 +63,7 @@ def held_out_counts(pairs: list[Pair], splits: list[str]) -> dict[str, dict[str,
 
 def thumbnail_signatures(records: list[VideoRecord], cache_dir: Path | None) -> tuple[dict, dict]:
     """Thumbnail signatures of ``records`` (cached under ``cache_dir``, by default `default_cache_dir`), and the failures."""
-    cache = SignatureCache(cache_dir or default_cache_dir())
-    try:
-        return compute_signatures([(r.path, r.info) for r in records], thumbnail_signature, THUMBNAIL_KIND, cache)
-    finally:
-        cache.close()
+    return cached_signatures([(r.path, r.info) for r in records], thumbnail_signature, THUMBNAIL_KIND, cache_dir)
 
 
 def cross_split_copies(index: DatasetIndex, cache_dir: Path | None = None) -> Leakage:

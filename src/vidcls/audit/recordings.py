@@ -35,7 +35,7 @@ import torch
 
 from vidcls.audit.duplicates import Pair, frame_set_distance, neighbour_distances, scored_candidates
 from vidcls.audit.leakage import HELD_OUT_SPLITS
-from vidcls.audit.signatures import Signature, SignatureCache, compute_signatures
+from vidcls.audit.signatures import Signature, cached_signatures
 from vidcls.data.files import VideoInfo
 from vidcls.data.sampling import segment_indices
 from vidcls.models.modeling_efficientnet_lite import EfficientNetLite0
@@ -107,14 +107,10 @@ class RecordingFeatures:
         return torch.cat([self.network.frame_features(batch) for batch in frames.split(BATCH_FRAMES)])
 
 
-def recording_signatures(items: list[tuple[Path, VideoInfo]], archive: Path, cache_dir: Path) -> dict[Path, Signature]:
+def recording_signatures(items: list[tuple[Path, VideoInfo]], archive: Path, cache_dir: Path | None) -> dict[Path, Signature]:
     """`RecordingFeatures` of every video, cached beside the thumbnails (one thread: the network
     uses the cores)."""
-    cache = SignatureCache(cache_dir)
-    try:
-        found, _ = compute_signatures(items, RecordingFeatures(archive), FEATURES_KIND, cache, workers=1)
-    finally:
-        cache.close()
+    found, _ = cached_signatures(items, RecordingFeatures(archive), FEATURES_KIND, cache_dir, workers=1)
     return found
 
 

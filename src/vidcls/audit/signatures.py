@@ -224,6 +224,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidcls" / "audit"
 
 
+def cached_signatures(
+    items: Iterable[tuple[Path, VideoInfo]],
+    describe: Callable[[Path, VideoInfo], Signature],
+    kind: str,
+    cache_dir: Path | None,
+    workers: int = DECODE_THREADS,
+) -> tuple[dict[Path, Signature], dict[Path, str]]:
+    """`compute_signatures` with the cache in ``cache_dir`` (default `default_cache_dir`), open only meanwhile."""
+    cache = SignatureCache(cache_dir or default_cache_dir())
+    try:
+        return compute_signatures(items, describe, kind, cache, workers)
+    finally:
+        cache.close()
+
+
 def compute_signatures(
     items: Iterable[tuple[Path, VideoInfo]],
     describe: Callable[[Path, VideoInfo], Signature],
