@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import psutil
@@ -115,9 +116,7 @@ def run_benchmark(
     ``threads`` sets torch's thread count for the run (restored after); on a machine other jobs
     share, 1 avoids OpenMP threads spinning while another process holds their core.
     """
-    unknown = sorted(set(measure) - set(MEASUREMENTS))
-    if unknown or not measure:
-        raise ValueError(f"measure takes some of {', '.join(MEASUREMENTS)}; got {', '.join(unknown) or 'none'}")
+    measure = checked_measurements(measure)
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -125,6 +124,15 @@ def run_benchmark(
         return _run(data, model, videos, batches, warmup_batches, batch_size, workers, device, seed, measure)
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def checked_measurements(measure: Iterable[str] | None) -> tuple[str, ...]:
+    """``measure`` as given (`DEFAULT_MEASUREMENTS` for None), or a ValueError naming what is not in `MEASUREMENTS`."""
+    measure = DEFAULT_MEASUREMENTS if measure is None else tuple(measure)
+    unknown = sorted(set(measure) - set(MEASUREMENTS))
+    if unknown or not measure:
+        raise ValueError(f"measure takes some of {', '.join(MEASUREMENTS)}; got {', '.join(unknown) or 'none'}")
+    return measure
 
 
 def _run(data, model, videos, batches, warmup_batches, batch_size, workers, device, seed, measure) -> dict:

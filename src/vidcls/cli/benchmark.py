@@ -55,15 +55,16 @@ def benchmark(
     ] = None,
 ) -> None:
     """Measure loader clips/s, training data wait and predict (torch, onnxruntime) vs transformers' pipeline; JSON on stdout."""
-    from vidcls.benchmarking import DEFAULT_MEASUREMENTS, MEASUREMENTS, run_benchmark  # torch loads only when needed
+    from vidcls.benchmarking import checked_measurements, run_benchmark  # torch loads only when needed
 
-    unknown = sorted(set(measure or ()) - set(MEASUREMENTS))
-    if unknown:
-        raise typer.BadParameter(f"{', '.join(unknown)}: choose among {', '.join(MEASUREMENTS)}", param_hint="--measure")
+    try:
+        measure = checked_measurements(measure or None)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--measure") from error
     with console_err.status("Benchmarking (a few minutes)..."):
         result = run_benchmark(
             data, model, videos=videos, batches=batches, warmup_batches=warmup_batches, workers=workers,
-            device=device, threads=threads, measure=tuple(measure or DEFAULT_MEASUREMENTS),
+            device=device, threads=threads, measure=measure,
         )
     text = json.dumps(result, indent=2)
     if json_out:
