@@ -22,10 +22,10 @@ def pretrained(
     download_only: Annotated[bool, typer.Option(help="Only obtain and verify the archive (into the cache).")] = False,
 ) -> None:
     """Obtain, verify and convert pretrained weights; the cached folder serves --model NAME everywhere."""
-    from vidcls.models.pretrained import archive_source, obtain_archive, pretrained_model_dir, write_pretrained
+    from vidcls.models.pretrained import ARCHIVES, obtain_archive, pretrained_model_dir, weight_source, write_pretrained
 
     if download_only:
-        path = obtain_archive(archive, archive_source(name))
+        path = obtain_archive(archive, weight_source(name, ARCHIVES))
         console.print(f"[green]verified[/] {path}", highlight=False, soft_wrap=True)
         return
     folder = write_pretrained(name, output, archive) if output else pretrained_model_dir(name, archive)

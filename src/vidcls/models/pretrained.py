@@ -354,18 +354,12 @@ def parameter_groups(model: torch.nn.Module, lr: float, name: str) -> list:
     return [{"params": head, "lr": lr}, {"params": backbone, "lr": lr * BACKBONE_LR_FACTOR}]
 
 
-def weight_source(name: str) -> WeightSource:
-    """Where the weights of the pretrained model ``name`` come from."""
-    if name not in PRETRAINED:
-        raise ModelError(f"{name}: not a pretrained model ({', '.join(PRETRAINED)})")
-    return PRETRAINED[name]
-
-
-def archive_source(name: str) -> WeightSource:
-    """Where the weights of ``name``, a pretrained model or a frame backbone, come from."""
-    if name not in ARCHIVES:
-        raise ModelError(f"{name}: no known weights ({', '.join(ARCHIVES)})")
-    return ARCHIVES[name]
+def weight_source(name: str, sources: dict[str, WeightSource] = PRETRAINED) -> WeightSource:
+    """Where the weights of ``name`` come from, among ``sources``: the pretrained models by default,
+    `ARCHIVES` for what `vidcls pretrained --download-only` also fetches (frame backbones)."""
+    if name not in sources:
+        raise ModelError(f"{name}: no known weights ({', '.join(sources)})")
+    return sources[name]
 
 
 def converted_model_dir(name: str) -> Path:
