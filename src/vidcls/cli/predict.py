@@ -61,7 +61,7 @@ def predict(
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per video on stdout.")] = False,
     batch_size: Annotated[
         Optional[int],
-        typer.Option(min=1, help=f"Videos per forward, the next ones decoded meanwhile (default: {PREDICT_BATCH_SIZE}; "
+        typer.Option(min=1, help=f"At most this many videos per forward: those decoded by then, the next ones decoded meanwhile (default: {PREDICT_BATCH_SIZE}; "
                      f"{RAY_SCORE_BATCH} with --engine ray)."),
     ] = None,
     device: DeviceOption = None,
